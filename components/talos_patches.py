@@ -1,0 +1,146 @@
+"""Talos machine-config patches built from the stack config (pure data, no Pulumi).
+
+Patches are applied in this order, later ones winning: generated cluster patch →
+layer patches (e.g. Spegel, CoreDNS) → ``cluster.patches.all`` → generated role
+patch → ``cluster.patches.<role>`` → generated node patch → ``node.patches``.
+
+Host name, addresses and the VIP use the dedicated v1alpha1 documents
+(``HostnameConfig``, ``LinkConfig``, ``Layer2VIPConfig``, ``ResolverConfig``,
+``TimeSyncConfig``) rather than the deprecated ``machine.network`` block; see
+https://www.talos.dev/v1.13/reference/configuration/network/.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+
+from stacks.config import ClusterConfig, NodeConfig, Patch
+
+KUBEPRISM_PORT = 7445
+FACTORY_INSTALLER = "factory.talos.dev/installer"
+
+
+def _doc(kind: str, **fields: Any) -> Patch:
+    return {"apiVersion": "v1alpha1", "kind": kind, **fields}
+
+
+def installer_image(cluster: ClusterConfig, schematic_id: str | None) -> str:
+    """The installer image: Image Factory's when a schematic exists, else the plain one."""
+    if schematic_id:
+        return f"{FACTORY_INSTALLER}/{schematic_id}:{cluster.talos_version}"
+    return f"{cluster.installer_image}:{cluster.talos_version}"
+
+
+def schematic(cluster: ClusterConfig) -> dict[str, Any] | None:
+    """Image Factory schematic for the configured extensions/kernel args, or None."""
+    if not cluster.extensions and not cluster.kernel_args:
+        return None
+    customization: dict[str, Any] = {}
+    if cluster.kernel_args:
+        customization["extraKernelArgs"] = list(cluster.kernel_args)
+    if cluster.extensions:
+        customization["systemExtensions"] = {"officialExtensions": list(cluster.extensions)}
+    return {"customization": customization}
+
+
+def cluster_patch(cluster: ClusterConfig) -> Patch:
+    """What every node needs: no CNI and no kube-proxy (Cilium replaces both), KubePrism."""
+    return {
+        "machine": {
+            "features": {"kubePrism": {"enabled": True, "port": KUBEPRISM_PORT}},
+            "kubelet": {"nodeIP": {"validSubnets": [str(cluster.node_network)]}},
+        },
+        "cluster": {
+            "network": {
+                "cni": {"name": "none"},
+                "podSubnets": [str(cluster.pod_subnet)],
+                "serviceSubnets": [str(cluster.service_subnet)],
+            },
+            "proxy": {"disabled": True},
+        },
+    }
+
+
+def role_patches(cluster: ClusterConfig, role: str) -> list[Patch]:
+    """Generated per-role patches: the control planes share the VIP."""
+    if role != "controlplane":
+        return []
+    return [
+        {
+            "machine": {"certSANs": [str(cluster.vip)]},
+            "cluster": {
+                "apiServer": {"certSANs": [str(cluster.vip)]},
+                "allowSchedulingOnControlPlanes": cluster.allow_scheduling_on_control_planes,
+            },
+        },
+        _doc("Layer2VIPConfig", name=str(cluster.vip), link=cluster.link),
+    ]
+
+
+def node_patches(cluster: ClusterConfig, node: NodeConfig, image: str) -> list[Patch]:
+    """Generated per-node patches: install disk/image, host name, static address."""
+    link: dict[str, Any] = {
+        "name": node.link or cluster.link,
+        "addresses": [{"address": f"{node.address}/{cluster.node_network.prefixlen}"}],
+    }
+    if cluster.gateway is not None:
+        link["routes"] = [{"destination": "0.0.0.0/0", "gateway": str(cluster.gateway)}]
+    patches: list[Patch] = [
+        {"machine": {"install": {**node.install_disk.talos(), "image": image}}},
+        _doc("HostnameConfig", hostname=node.name, auto="off"),
+        _doc("LinkConfig", **link),
+    ]
+    if cluster.nameservers:
+        patches.append(_doc("ResolverConfig", nameservers=[{"address": str(a)} for a in cluster.nameservers]))
+    if cluster.ntp_servers:
+        patches.append(_doc("TimeSyncConfig", ntp={"servers": list(cluster.ntp_servers)}))
+    return patches
+
+
+def patches_for(
+    cluster: ClusterConfig, node: NodeConfig, image: str, layer_patches: Sequence[Patch] = ()
+) -> list[Patch]:
+    """Every patch for one node, in the order Talos applies them."""
+    scoped = cluster.patches
+    role_user = scoped.controlplane if node.role == "controlplane" else scoped.worker
+    return [
+        cluster_patch(cluster),
+        *layer_patches,
+        *scoped.all,
+        *role_patches(cluster, node.role),
+        *role_user,
+        *node_patches(cluster, node, image),
+        *node.patches,
+    ]
+
+
+def _merge(into: dict[str, Any], patch: dict[str, Any]) -> None:
+    # Strategic merge as Talos does it for v1alpha1: maps merge, lists append.
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        elif isinstance(value, list) and isinstance(into.get(key), list):
+            into[key] = into[key] + copy.deepcopy(value)
+        else:
+            into[key] = copy.deepcopy(value)
+
+
+def merged(patches: Sequence[Patch]) -> list[Patch]:
+    """Fold patches into one v1alpha1 document plus the named documents (last one wins)."""
+    main: dict[str, Any] = {}
+    docs: dict[tuple[str, str], Patch] = {}
+    for patch in patches:
+        if "kind" in patch:
+            docs[(patch["kind"], str(patch.get("name", "")))] = copy.deepcopy(patch)
+        else:
+            _merge(main, patch)
+    return [main, *docs.values()]
+
+
+def to_yaml(patch: Patch) -> str:
+    """One patch as the YAML text Talos receives."""
+    return yaml.safe_dump(patch, sort_keys=False)

@@ -1,0 +1,1 @@
+"""Stack config models, loading, and the wiring of the layers."""

@@ -1,0 +1,294 @@
+"""Run the real program under Pulumi's own mocks and record the resource graph.
+
+No CLI, no credentials, no network: ``run(stack_file)`` reads ``Pulumi.<stack>.yaml``,
+feeds its config to the runtime (``secure:`` values become marked-secret
+placeholders), runs ``__main__.py`` and returns a :class:`Capture` with every
+registered resource, every invoke and the stack outputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import runpy
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks, rpc, settings
+from pulumi.runtime.config import set_all_config
+from pulumi.runtime.proto import resource_pb2
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = "homelab"
+REDACTED = "[secret]"
+
+
+@dataclass
+class Resource:
+    """One registered resource as the engine would see it."""
+
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    parent: str
+    dependencies: list[str]
+    property_dependencies: dict[str, list[str]]
+    inputs: dict[str, Any]
+    protect: bool
+    additional_secret_outputs: list[str]
+    provider: str
+    remote: bool
+    aliases: int
+
+
+@dataclass
+class Invoke:
+    """One function call (data source) the program made."""
+
+    token: str
+    args: dict[str, Any]
+
+
+@dataclass
+class Capture:
+    """Everything one offline run produced."""
+
+    stack: str
+    resources: list[Resource] = field(default_factory=list)
+    invokes: list[Invoke] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    secret_outputs: set[str] = field(default_factory=set)
+
+    def of_type(self, type_: str) -> list[Resource]:
+        """Resources of one type token, in registration order."""
+        return [r for r in self.resources if r.type == type_]
+
+    def by_name(self, name: str) -> Resource:
+        """The resource with this logical name (names are unique in this program)."""
+        found = [r for r in self.resources if r.name == name]
+        if len(found) != 1:
+            raise KeyError(f"{len(found)} resources named {name!r}")
+        return found[0]
+
+    def by_urn(self) -> dict[str, Resource]:
+        """Index of resources by URN."""
+        return {r.urn: r for r in self.resources}
+
+
+# Fake provider outputs: shaped like the real ones so the program's transforms run.
+def _fake_machine_secrets() -> dict[str, Any]:
+    pair = {"cert": "offline-cert", "key": "offline-key"}
+    return {
+        "certs": {
+            "etcd": pair,
+            "k8s": pair,
+            "k8sAggregator": pair,
+            "k8sServiceaccount": {"key": "offline-key"},
+            "os": pair,
+        },
+        "cluster": {"id": "offline-cluster-id", "secret": "offline-cluster-secret"},
+        "secrets": {"bootstrapToken": "offline.token", "secretboxEncryptionSecret": "offline-secretbox"},
+        "trustdinfo": {"token": "offline.trustd"},
+    }
+
+
+FAKE_CLIENT = {"caCertificate": "offline-ca", "clientCertificate": "offline-crt", "clientKey": "offline-key"}
+FAKE_KUBECONFIG = "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n"
+
+
+def _schematic_id(args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
+    # Image Factory ids are the SHA-256 of the schematic.
+    return {"id": hashlib.sha256(str(args.inputs.get("schematic", "")).encode()).hexdigest()}
+
+
+def _machine_configuration(args: dict[str, Any]) -> dict[str, Any]:
+    patches = args.get("configPatches") or []
+    return {"machineConfiguration": f"# offline: {args.get('machineType')} config from {len(patches)} patches\n"}
+
+
+# Extra outputs per resource type (the id under "id"), on top of the echoed inputs.
+RESOURCE_OUTPUTS: dict[str, Callable[[pulumi.runtime.MockResourceArgs], dict[str, Any]]] = {
+    "talos:machine/secrets:Secrets": lambda _: {
+        "machineSecrets": _fake_machine_secrets(),
+        "clientConfiguration": FAKE_CLIENT,
+    },
+    "talos:cluster/kubeconfig:Kubeconfig": lambda _: {
+        "kubeconfigRaw": FAKE_KUBECONFIG,
+        "kubernetesClientConfiguration": {},
+    },
+    "talos:imageFactory/schematic:Schematic": _schematic_id,
+}
+
+# Results per invoke token, on top of the echoed arguments.
+CALL_RESULTS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "talos:machine/getConfiguration:getConfiguration": _machine_configuration,
+    "talos:client/getConfiguration:getConfiguration": lambda _: {"talosConfig": "context: offline\n"},
+    "talos:cluster/getHealth:getHealth": lambda _: {"id": "healthy"},
+}
+
+
+class OfflineMocks(pulumi.runtime.Mocks):
+    """Provider behaviour for an offline run: echo inputs, add the outputs the program reads."""
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        """Echo the inputs plus the type's fake outputs; id is ``<name>-id`` unless the type sets one."""
+        extra = RESOURCE_OUTPUTS.get(args.typ)
+        state = {**args.inputs, **(extra(args) if extra else {})}
+        return str(state.pop("id", f"{args.name}-id")), state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        """Echo the arguments plus the token's fake results."""
+        extra = CALL_RESULTS.get(args.token)
+        result = {"id": f"{args.token}-id", **args.args, **(extra(args.args) if extra else {})}
+        return result, []
+
+
+def _plain(value: Any) -> Any:
+    """Strip Pulumi's wire wrappers: secrets → REDACTED, resource refs → URN."""
+    if rpc.is_rpc_secret(value):
+        return REDACTED
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, pulumi.Resource):
+        return f"<resource {value._name}>"
+    if value == rpc.UNKNOWN:
+        return "[unknown]"
+    return value
+
+
+class RecordingMonitor(mocks.MockMonitor):
+    """A ``MockMonitor`` that records every registration with its options."""
+
+    def __init__(self, mock: pulumi.runtime.Mocks, capture: Capture) -> None:
+        super().__init__(mock)
+        self.capture = capture
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        """Register as the mock does, mark ``additionalSecretOutputs`` secret, record the request."""
+        urn = self.make_urn(request.parent, request.type, request.name)
+        if request.type == "pulumi:pulumi:Stack":
+            return resource_pb2.RegisterResourceResponse(urn=urn)
+        _ensure_event_loop()  # type: ignore[no-untyped-call]
+        inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
+        rid, state = self.mocks.new_resource(
+            mocks.MockResourceArgs(
+                typ=request.type,
+                name=request.name,
+                inputs=inputs,
+                provider=request.provider,
+                resource_id=request.importId,
+                custom=request.custom or False,
+            )
+        )
+        # The engine marks these outputs secret; MockMonitor does not, so do it here.
+        for key in request.additionalSecretOutputs:
+            if key in state and not rpc.is_rpc_secret(state[key]):
+                state[key] = {rpc._special_sig_key: rpc._special_secret_sig, "value": state[key]}
+        self.resources[urn] = mocks.MockMonitor.ResourceRegistration(urn, rid or "", state)
+        response = resource_pb2.RegisterResourceResponse(
+            urn=urn, id=rid or "", object=_sync_await(rpc.serialize_properties(state, {}))
+        )
+        self.capture.resources.append(
+            Resource(
+                urn=urn,
+                type=request.type,
+                name=request.name,
+                custom=request.custom,
+                parent=request.parent,
+                dependencies=list(request.dependencies),
+                property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
+                inputs=inputs,
+                protect=bool(request.protect),
+                additional_secret_outputs=list(request.additionalSecretOutputs),
+                provider=request.provider,
+                remote=request.remote,
+                aliases=len(request.aliases) + len(request.aliasURNs),
+            )
+        )
+        return response
+
+    def Invoke(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        """Call as the mock does, then record the arguments."""
+        args = rpc.deserialize_properties(request.args, keep_unknowns=True)
+        self.capture.invokes.append(Invoke(token=request.tok, args=args))
+        return super().Invoke(request)  # type: ignore[no-untyped-call]
+
+
+def stack_config(stack_file: Path) -> tuple[dict[str, str], list[str]]:
+    """Config map and secret keys as the CLI would pass them for this stack file.
+
+    Structured values travel as JSON text; ``secure:`` values (which need the
+    stack's passphrase) become placeholders marked secret.
+    """
+    data = yaml.safe_load(stack_file.read_text()) or {}
+    config: dict[str, str] = {}
+    secret_keys: list[str] = []
+    for key, value in (data.get("config") or {}).items():
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            config[key] = f"offline-secret-{key}"
+            secret_keys.append(key)
+        elif isinstance(value, str):
+            config[key] = value
+        else:
+            config[key] = json.dumps(value)
+    return config, secret_keys
+
+
+def run(
+    stack: str,
+    config: Mapping[str, str],
+    secret_keys: list[str] | None = None,
+    program: Path = ROOT / "__main__.py",
+) -> Capture:
+    """Run ``program`` under mocks with this config; return what it registered.
+
+    Exceptions from the program (e.g. ``ConfigError``) propagate after the
+    runtime has settled.
+    """
+    capture = Capture(stack=stack)
+    monitor = RecordingMonitor(OfflineMocks(), capture)
+    settings.ROOT.set(None)
+    mocks.set_mocks(OfflineMocks(), project=PROJECT, stack=stack, preview=True, monitor=monitor)
+    set_all_config(dict(config), list(secret_keys or []))
+
+    async def outputs() -> None:
+        root = settings.get_root_resource()
+        for key, value in getattr(root, "outputs", {}).items():
+            out = pulumi.Output.from_input(value)
+            capture.outputs[key] = await out.future(with_unknowns=True)
+            if await out.is_secret():
+                capture.secret_outputs.add(key)
+
+    def body() -> Any:
+        runpy.run_path(str(program), run_name="__main__")
+        return outputs()
+
+    try:
+        _sync_await(run_pulumi_func(body))
+    finally:
+        settings.ROOT.set(None)
+        set_all_config({}, [])
+    # Registration order depends on thread scheduling; sort for stable reports.
+    capture.resources.sort(key=lambda r: r.urn)
+    return capture
+
+
+def run_stack_file(stack_file: Path) -> Capture:
+    """Run the program with the config of ``Pulumi.<stack>.yaml``."""
+    name = stack_file.name.removeprefix("Pulumi.").removesuffix(".yaml")
+    config, secret_keys = stack_config(stack_file)
+    return run(name, config, secret_keys)
+
+
+def plain(value: Any) -> Any:
+    """Public form of :func:`_plain` for reports: secrets redacted, wrappers gone."""
+    return _plain(value)

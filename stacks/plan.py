@@ -1,0 +1,229 @@
+"""Offline plan: ``python -m stacks.plan --stack home``.
+
+Runs the program under mocks for ``Pulumi.<stack>.yaml``, prints the resource
+tree grouped by component, and writes ``build/plan/<stack>/``:
+
+- ``graph.json``: every resource (type, name, parent, dependencies, inputs with
+  secrets as ``[secret]``), the invokes and the stack outputs;
+- ``talos/<node>.yaml``: the merged Talos patches of each node;
+- ``graph.dot`` and ``graph.mmd`` (Mermaid), plus ``graph.svg`` when Graphviz is installed.
+
+Invalid config prints one line per problem and exits 2; nothing else is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components import talos_patches
+from stacks import offline
+from stacks.loader import ConfigError
+
+# Invoke arguments that carry credentials even when the SDK sends them unwrapped.
+SECRET_INVOKE_ARGS = frozenset({"machineSecrets", "clientConfiguration"})
+
+# Extra reports over the capture (the policy pack registers one); each returns an exit code.
+CHECKS: list[Callable[[offline.Capture, Path], int]] = []
+
+
+def short(urn: str) -> str:
+    """The logical name at the end of a URN."""
+    return urn.rsplit("::", 1)[-1]
+
+
+def edges(capture: offline.Capture) -> list[tuple[str, str]]:
+    """(dependent, dependency) pairs by resource name: explicit and through inputs."""
+    known = capture.by_urn()
+    out: set[tuple[str, str]] = set()
+    for r in capture.resources:
+        deps = set(r.dependencies)
+        for urns in r.property_dependencies.values():
+            deps.update(urns)
+        for dep in deps:
+            if dep in known and dep != r.parent:
+                out.add((r.name, known[dep].name))
+    return sorted(out)
+
+
+def graph_json(capture: offline.Capture) -> dict[str, Any]:
+    """The whole capture as JSON-ready data, secrets redacted."""
+    known = capture.by_urn()
+    return {
+        "stack": capture.stack,
+        "resources": [
+            {
+                "type": r.type,
+                "name": r.name,
+                "parent": known[r.parent].name if r.parent in known else None,
+                "dependencies": sorted({known[d].name for d in r.dependencies if d in known}),
+                "protect": r.protect,
+                "additionalSecretOutputs": r.additional_secret_outputs,
+                "inputs": offline.plain(r.inputs),
+            }
+            for r in capture.resources
+        ],
+        "invokes": [
+            {
+                "token": i.token,
+                "args": {
+                    k: offline.REDACTED if k in SECRET_INVOKE_ARGS else offline.plain(v) for k, v in i.args.items()
+                },
+            }
+            for i in capture.invokes
+        ],
+        "outputs": {
+            k: offline.REDACTED if k in capture.secret_outputs else offline.plain(v) for k, v in capture.outputs.items()
+        },
+        "edges": [list(e) for e in edges(capture)],
+    }
+
+
+def node_patches(capture: offline.Capture) -> dict[str, list[dict[str, Any]]]:
+    """Merged Talos patches per node, read back from what the program sent the provider."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for inv in capture.invokes:
+        if inv.token != "talos:machine/getConfiguration:getConfiguration":
+            continue
+        docs = [yaml.safe_load(p) for p in inv.args.get("configPatches") or []]
+        host = next((d["hostname"] for d in docs if d.get("kind") == "HostnameConfig"), None)
+        if host:
+            out[host] = talos_patches.merged(docs)
+    return out
+
+
+def tree_lines(capture: offline.Capture) -> list[str]:
+    """The resource tree grouped by component, with counts."""
+    children: dict[str, list[offline.Resource]] = defaultdict(list)
+    for r in sorted(capture.resources, key=lambda r: (r.type, r.name)):
+        children[r.parent].append(r)
+    known = capture.by_urn()
+    lines: list[str] = []
+
+    def walk(res: offline.Resource, depth: int) -> None:
+        kids = children.get(res.urn, [])
+        flags = [f for f, on in (("protect", res.protect), ("remote", res.remote)) if on]
+        count = f" ({len(kids)} children)" if kids else ""
+        lines.append(f"{'  ' * depth}{res.type} {res.name}{count}{' [' + ', '.join(flags) + ']' if flags else ''}")
+        for kid in kids:
+            walk(kid, depth + 1)
+
+    for r in capture.resources:
+        if r.parent not in known:
+            walk(r, 0)
+    counts = Counter(r.type.rsplit(":", 1)[-1] for r in capture.resources)
+    lines.append("")
+    lines.append(
+        f"{len(capture.resources)} resources, {len(capture.invokes)} invokes: "
+        + ", ".join(f"{n} {t}" for t, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    )
+    lines.append(
+        "outputs: "
+        + ", ".join(f"{k}{' (secret)' if k in capture.secret_outputs else ''}" for k in sorted(capture.outputs))
+    )
+    return lines
+
+
+def _ids(names: Iterable[str]) -> dict[str, str]:
+    return {n: f"n{i}" for i, n in enumerate(names)}
+
+
+def dot(capture: offline.Capture) -> str:
+    """Graphviz picture: one cluster per component, arrows from dependent to dependency."""
+    ids = _ids(r.name for r in capture.resources)
+    known = capture.by_urn()
+    out = ["digraph homelab {", "  rankdir=LR;", '  node [shape=box, fontname="sans-serif", fontsize=10];']
+    by_parent: dict[str, list[offline.Resource]] = defaultdict(list)
+    for r in capture.resources:
+        if r.custom:
+            by_parent[r.parent].append(r)
+    for parent, members in by_parent.items():
+        indent = "  "
+        if parent in known:
+            out.append(f'  subgraph cluster_{ids[known[parent].name]} {{ label="{known[parent].name}";')
+            indent = "    "
+        out.extend(f'{indent}{ids[r.name]} [label="{r.name}\\n{r.type.rsplit(":", 1)[-1]}"];' for r in members)
+        if parent in known:
+            out.append("  }")
+    custom = {r.name for r in capture.resources if r.custom}
+    out.extend(f"  {ids[a]} -> {ids[b]};" for a, b in edges(capture) if a in custom and b in custom)
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def mermaid(capture: offline.Capture) -> str:
+    """The same picture as a Mermaid flowchart (renders on GitHub)."""
+    ids = _ids(r.name for r in capture.resources)
+    known = capture.by_urn()
+    out = ["flowchart LR"]
+    by_parent: dict[str, list[offline.Resource]] = defaultdict(list)
+    for r in capture.resources:
+        if r.custom:
+            by_parent[r.parent].append(r)
+    for parent, members in by_parent.items():
+        if parent in known:
+            out.append(f'  subgraph {ids[known[parent].name]}["{known[parent].name}"]')
+        out.extend(f'    {ids[r.name]}["{r.name}<br/>{r.type.rsplit(":", 1)[-1]}"]' for r in members)
+        if parent in known:
+            out.append("  end")
+    custom = {r.name for r in capture.resources if r.custom}
+    out.extend(f"  {ids[a]} --> {ids[b]}" for a, b in edges(capture) if a in custom and b in custom)
+    return "\n".join(out) + "\n"
+
+
+def write(capture: offline.Capture, out: Path) -> list[Path]:
+    """Write every artifact of the plan under ``out``; return the files written."""
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "talos").mkdir(parents=True)
+    files = {
+        out / "graph.json": json.dumps(graph_json(capture), indent=2, sort_keys=False) + "\n",
+        out / "graph.dot": dot(capture),
+        out / "graph.mmd": mermaid(capture),
+    }
+    for node, docs in node_patches(capture).items():
+        files[out / "talos" / f"{node}.yaml"] = yaml.safe_dump_all(docs, sort_keys=False, explicit_start=True)
+    for path, text in files.items():
+        path.write_text(text)
+    written = list(files)
+    if shutil.which("dot"):
+        svg = out / "graph.svg"
+        subprocess.run(["dot", "-Tsvg", str(out / "graph.dot"), "-o", str(svg)], check=True)
+        written.append(svg)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--stack", default="home", help="stack name: plans Pulumi.<stack>.yaml")
+    parser.add_argument("--out", type=Path, default=None, help="artifact folder (default build/plan/<stack>)")
+    args = parser.parse_args(argv)
+    stack_file = offline.ROOT / f"Pulumi.{args.stack}.yaml"
+    if not stack_file.exists():
+        print(f"no stack file {stack_file.name}", file=sys.stderr)
+        return 2
+    try:
+        capture = offline.run_stack_file(stack_file)
+    except ConfigError as err:
+        for line in err.lines:
+            print(line, file=sys.stderr)
+        return 2
+    print("\n".join(tree_lines(capture)))
+    out = args.out or offline.ROOT / "build" / "plan" / args.stack
+    written = write(capture, out)
+    print(f"wrote {len(written)} files to {out.relative_to(offline.ROOT) if out.is_relative_to(offline.ROOT) else out}")
+    return max([0, *(check(capture, out) for check in CHECKS)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

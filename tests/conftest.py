@@ -1,0 +1,65 @@
+"""Shared fixtures: run the real program under mocks and capture its graph."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from stacks import offline
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_SCHEMAS = ROOT.parent / "shared" / "schemas"
+HOME = ROOT / "Pulumi.home.yaml"
+
+
+def home_config() -> dict[str, Any]:
+    """A fresh copy of the home stack's ``config:`` mapping, to mutate in a test."""
+    return copy.deepcopy(yaml.safe_load(HOME.read_text())["config"])
+
+
+def run_config(config: dict[str, Any], stack: str = "test") -> offline.Capture:
+    """Run the program with this ``config:`` mapping (as in a stack file)."""
+    raw: dict[str, str] = {}
+    secret_keys: list[str] = []
+    for key, value in config.items():
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            raw[key] = f"offline-secret-{key}"
+            secret_keys.append(key)
+        else:
+            raw[key] = value if isinstance(value, str) else json.dumps(value)
+    return offline.run(stack, raw, secret_keys)
+
+
+def generated_nodes(control_planes: int, workers: int, base: str = "10.0.10") -> list[dict[str, Any]]:
+    """A node inventory of the given size on the home network."""
+    nodes = []
+    for i in range(control_planes + workers):
+        nodes.append(
+            {
+                "name": f"node-{i}",
+                "address": f"{base}.{20 + i}",
+                "role": "controlplane" if i < control_planes else "worker",
+                "installDisk": {"path": f"/dev/disk/by-id/ata-disk-{i}"},
+                "osdDisks": [f"/dev/disk/by-id/nvme-osd-{i}"],
+            }
+        )
+    return nodes
+
+
+@pytest.fixture(scope="session")
+def home() -> offline.Capture:
+    """The home stack's graph (one run per test session)."""
+    return offline.run_stack_file(HOME)
+
+
+@pytest.fixture
+def schemas() -> Path:
+    """The shared schema folder, or skip where it is absent (e.g. a user's clone)."""
+    if not SHARED_SCHEMAS.is_dir():
+        pytest.skip(f"schemas not available: {SHARED_SCHEMAS} is absent (only in the development workspace)")
+    return SHARED_SCHEMAS
