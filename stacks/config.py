@@ -164,6 +164,34 @@ class ClusterConfig(Model):
         return self
 
 
+CHART_VERSION_RE = re.compile(r"^v?\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
+
+
+def _chart_version(value: str) -> str:
+    if not CHART_VERSION_RE.match(value):
+        raise ValueError(f"{value!r} is not an exact chart version (X.Y.Z, no ranges)")
+    return value
+
+
+class ChartConfig(Model):
+    """A Helm chart pinned to an exact version (each carries a ``# renovate:`` comment in YAML)."""
+
+    chart: NonEmpty = Field(description="Chart name, or a full oci:// reference.")
+    repository: NonEmpty | None = Field(None, description="Chart repository URL (https:// or oci://).")
+    version: Annotated[str, AfterValidator(_chart_version)] = Field(description="Exact chart version.")
+
+
+class LayerConfig(Model):
+    """Common shape of a base-platform layer deployed from a Helm chart."""
+
+    enabled: bool = Field(True, description="Deploy this layer.")
+    chart: ChartConfig = Field(description="Chart source and exact version.")
+    namespace: NonEmpty = Field(description="Namespace the layer lives in.")
+    values: dict[str, Any] = Field(
+        default_factory=dict, description="Extra chart values, merged over the generated ones."
+    )
+
+
 class StackConfig(Model):
     """The whole stack: one field per ``homelab:<section>`` key.
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_kubernetes as k8s
 
 from components.talos import TalosCluster, TalosClusterArgs
 from stacks.config import StackConfig
@@ -18,6 +19,7 @@ class Graph:
     """What the program built; ``outputs`` become stack outputs."""
 
     talos: TalosCluster
+    provider: k8s.Provider
 
     @property
     def outputs(self) -> dict[str, pulumi.Input[object]]:
@@ -28,10 +30,22 @@ class Graph:
         }
 
 
+def kubernetes_provider(talos: TalosCluster) -> k8s.Provider:
+    """The one Kubernetes provider; its kubeconfig resolves only after the Talos health gate."""
+    return k8s.Provider(
+        "kubernetes",
+        kubeconfig=talos.kubeconfig,
+        enable_server_side_apply=True,
+        # Objects Talos created (e.g. kube-system) already exist; adopt instead of failing (4.29+).
+        upsert_existing_objects=True,
+    )
+
+
 def build(cfg: StackConfig) -> Graph:
     """Register every resource of the stack."""
     talos = TalosCluster(
         cfg.cluster.name,
         TalosClusterArgs(cluster=cfg.cluster, nodes=cfg.nodes),
     )
-    return Graph(talos=talos)
+    provider = kubernetes_provider(talos)
+    return Graph(talos=talos, provider=provider)

@@ -1,0 +1,65 @@
+"""Small helpers shared by the Kubernetes layers: namespaces and pinned Helm charts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from stacks.config import ChartConfig
+
+# Talos enforces pod-security "baseline" cluster-wide; namespaces that run
+# privileged pods (CNI, storage) must say so: https://www.talos.dev/v1.13/kubernetes-guides/configuration/pod-security/
+PSA_LEVELS = ("privileged", "baseline", "restricted")
+
+
+def pod_security_labels(level: str) -> dict[str, str]:
+    """Pod-security labels for a namespace (enforce, audit and warn at the same level)."""
+    if level not in PSA_LEVELS:
+        raise ValueError(f"unknown pod-security level {level!r}")
+    return {f"pod-security.kubernetes.io/{mode}": level for mode in ("enforce", "audit", "warn")}
+
+
+def namespace(name: str, namespace_name: str, level: str, opts: pulumi.ResourceOptions) -> k8s.core.v1.Namespace:
+    """A namespace with pod-security labels."""
+    return k8s.core.v1.Namespace(
+        name,
+        metadata=k8s.meta.v1.ObjectMetaArgs(name=namespace_name, labels=pod_security_labels(level)),
+        opts=opts,
+    )
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge chart values: maps merge recursively, everything else is replaced by ``override``."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def chart(
+    name: str,
+    source: ChartConfig,
+    namespace_name: pulumi.Input[str],
+    values: Mapping[str, Any],
+    opts: pulumi.ResourceOptions,
+    *,
+    skip_crds: bool = False,
+) -> k8s.helm.v4.Chart:
+    """A Helm chart at its exact configured version (helm.v4: per-object diffs, no hooks)."""
+    repository: Sequence[str] = [source.repository] if source.repository else []
+    return k8s.helm.v4.Chart(
+        name,
+        chart=source.chart,
+        version=source.version,
+        namespace=namespace_name,
+        repository_opts=k8s.helm.v4.RepositoryOptsArgs(repo=repository[0]) if repository else None,
+        values=dict(values),
+        skip_crds=skip_crds,
+        opts=opts,
+    )
