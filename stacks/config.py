@@ -14,6 +14,9 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
+NAMESPACE = "homelab"
+"""The project's config namespace: every key is ``homelab:<section>``."""
+
 HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 VERSION_RE = re.compile(r"^v\d+\.\d+\.\d+$")
 BY_ID_PREFIX = "/dev/disk/by-id/"

@@ -11,7 +11,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.talos import TalosCluster, TalosClusterArgs
+from stacks import secrets as secret_inputs
 from stacks.config import StackConfig
+from stacks.secrets import SecretInputs
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,7 @@ class Graph:
 
     talos: TalosCluster
     provider: k8s.Provider
+    secrets: SecretInputs
 
     @property
     def outputs(self) -> dict[str, pulumi.Input[object]]:
@@ -41,11 +44,15 @@ def kubernetes_provider(talos: TalosCluster) -> k8s.Provider:
     )
 
 
-def build(cfg: StackConfig) -> Graph:
-    """Register every resource of the stack."""
+def build(cfg: StackConfig, secrets: SecretInputs | None = None) -> Graph:
+    """Register every resource of the stack.
+
+    ``secrets`` defaults to the secret inputs set with ``pulumi config set --secret``.
+    """
+    secrets = secrets if secrets is not None else secret_inputs.from_config()
     talos = TalosCluster(
         cfg.cluster.name,
         TalosClusterArgs(cluster=cfg.cluster, nodes=cfg.nodes),
     )
     provider = kubernetes_provider(talos)
-    return Graph(talos=talos, provider=provider)
+    return Graph(talos=talos, provider=provider, secrets=secrets)

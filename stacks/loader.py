@@ -15,9 +15,8 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 from pydantic import ValidationError
 
-from stacks.config import StackConfig
-
-NAMESPACE = "homelab"
+from stacks.config import NAMESPACE, StackConfig
+from stacks.secrets import SECRET_CONFIG_KEYS
 
 
 class ConfigError(pulumi.RunError):
@@ -93,6 +92,8 @@ def parse(raw: Mapping[str, Any]) -> StackConfig:
         ns, _, section = key.partition(":")
         if ns != NAMESPACE:
             continue
+        if section in SECRET_CONFIG_KEYS:
+            continue  # read as secrets by stacks.secrets, never as plain config
         if section not in sections:
             problems.append(f"{key}: unknown key (known: {', '.join(sorted(sections))})")
             continue
