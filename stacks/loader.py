@@ -64,8 +64,8 @@ def _format(err: ValidationError) -> list[str]:
             msg = "unknown key (check the spelling)"
         elif e["type"] == "missing":
             msg = "is required"
-        elif e["type"] == "union_tag_invalid":
-            msg = str(e["msg"])
+        elif e["type"] != "value_error" and isinstance(e.get("input"), (str, int, float, bool)):
+            msg = f"{msg} (got {e['input']!r})"
         base = _path(loc)
         for part in msg.split("\n"):
             # Cross-field validators name their own sub-path: "nodes[1].address: …".

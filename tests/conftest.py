@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from stacks import offline
 
@@ -19,7 +18,7 @@ HOME = ROOT / "Pulumi.home.yaml"
 
 def home_config() -> dict[str, Any]:
     """A fresh copy of the home stack's ``config:`` mapping, to mutate in a test."""
-    return copy.deepcopy(yaml.safe_load(HOME.read_text())["config"])
+    return copy.deepcopy(offline.load_yaml(HOME.read_text())["config"])
 
 
 def run_config(config: dict[str, Any], stack: str = "test") -> offline.Capture:

@@ -1,0 +1,85 @@
+"""Every Talos patch the program sends validates against the Talos v1.13 schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from components import talos_patches
+from stacks import offline
+from tests.talos_schema import validate_patch
+
+GET_CONFIG = "talos:machine/getConfiguration:getConfiguration"
+
+
+def sent_patches(capture: offline.Capture) -> list[tuple[str, dict[str, Any]]]:
+    """(host, patch document) for every patch the program sent to the provider."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    for inv in capture.invokes:
+        if inv.token != GET_CONFIG:
+            continue
+        docs = [yaml.safe_load(p) for p in inv.args["configPatches"]]
+        host = next(d["hostname"] for d in docs if d.get("kind") == "HostnameConfig")
+        out.extend((host, d) for d in docs)
+    return out
+
+
+def test_every_home_patch_is_schema_valid(home: offline.Capture, schemas: Path) -> None:
+    patches = sent_patches(home)
+    assert len(patches) > 6 * 5
+    problems = [f"{host}: {line}" for host, doc in patches for line in validate_patch(doc)]
+    assert problems == []
+
+
+def test_required_documents_are_there(home: offline.Capture) -> None:
+    by_host: dict[str, list[dict[str, Any]]] = {}
+    for host, doc in sent_patches(home):
+        by_host.setdefault(host, []).append(doc)
+    for host, docs in by_host.items():
+        kinds = [d.get("kind") for d in docs]
+        assert "LinkConfig" in kinds and "HostnameConfig" in kinds
+        vip = [d for d in docs if d.get("kind") == "Layer2VIPConfig"]
+        is_cp = host in {"k8s-0", "k8s-1", "k8s-2"}
+        assert len(vip) == (1 if is_cp else 0), host
+        merged = offline_merged(docs)
+        assert merged["cluster"]["network"]["cni"] == {"name": "none"}
+        assert merged["cluster"]["proxy"] == {"disabled": True}
+        assert merged["machine"]["features"]["kubePrism"] == {"enabled": True, "port": 7445}
+
+
+def offline_merged(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    return talos_patches.merged(docs)[0]
+
+
+@pytest.mark.parametrize(
+    ("doc", "expected"),
+    [
+        (
+            {"machine": {"instal": {"disk": "/dev/sda"}}},
+            "machine: Additional properties are not allowed ('instal' was unexpected)",
+        ),
+        (
+            {"cluster": {"network": {"cni": {"name": "calico"}}}},
+            "cluster.network.cni.name: 'calico' is not one of ['flannel', 'custom', 'none']",
+        ),
+        (
+            {"apiVersion": "v1alpha1", "kind": "HostnameConfig", "hostnme": "x"},
+            "<root>: Additional properties are not allowed ('hostnme' was unexpected)",
+        ),
+        ({"apiVersion": "v1alpha1", "kind": "NoSuchConfig"}, "kind: unknown document kind 'NoSuchConfig'"),
+    ],
+)
+def test_validator_catches_mistakes(doc: dict[str, Any], expected: str, schemas: Path) -> None:
+    assert validate_patch(doc) == [expected]
+
+
+def test_octal_permissions_read_as_talos_does(schemas: Path) -> None:
+    """Talos reads YAML 1.2: 0o644 is a number, valid for machine.files[].permissions."""
+    doc = offline.load_yaml(
+        "machine:\n  files:\n    - path: /var/x\n      op: create\n      content: x\n      permissions: 0o644\n"
+    )
+    assert doc["machine"]["files"][0]["permissions"] == 0o644
+    assert validate_patch(doc) == []
