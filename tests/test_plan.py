@@ -1,0 +1,94 @@
+"""The offline plan's report and artifacts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stacks import offline, plan
+from tests.conftest import ROOT, home_config, run_config
+
+# Values the mocks hand out for credentials: none may leak into the artifacts.
+FAKE_SECRETS = ["offline-cert", "offline-key", "offline.token", "offline-cluster-secret", "offline-ca", "offline-crt"]
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    out = tmp_path_factory.mktemp("plan") / "home"
+    proc = subprocess.run(
+        [sys.executable, "-m", "stacks.plan", "--stack", "home", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return proc, out
+
+
+def test_plan_succeeds_and_prints_the_tree(artifacts: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    proc, _ = artifacts
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("homelab:index:TalosCluster home (")
+    assert any("ConfigurationApply home-apply-k8s-0" in line for line in lines)
+    assert any("Secrets home-secrets [protect]" in line for line in lines)
+    summary = next(line for line in lines if " resources, " in line)
+    assert "6 ConfigurationApply" in summary
+    assert "outputs: " in proc.stdout and "kubeconfig (secret)" in proc.stdout
+
+
+def test_artifacts_written(artifacts: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    _, out = artifacts
+    graph = json.loads((out / "graph.json").read_text())
+    names = {r["name"] for r in graph["resources"]}
+    assert {f"home-apply-k8s-{i}" for i in range(6)} <= names
+    assert sorted(p.name for p in (out / "talos").iterdir()) == [f"k8s-{i}.yaml" for i in range(6)]
+    assert (out / "graph.dot").read_text().startswith("digraph homelab {")
+    assert (out / "graph.mmd").read_text().startswith("flowchart LR")
+    apply1 = next(r for r in graph["resources"] if r["name"] == "home-apply-k8s-1")
+    assert "home-apply-k8s-0" in apply1["dependencies"]
+    assert apply1["parent"] == "home"
+
+
+def test_secrets_are_redacted(artifacts: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    _, out = artifacts
+    text = "".join(p.read_text() for p in out.rglob("*") if p.is_file())
+    leaked = [s for s in FAKE_SECRETS if s in text]
+    assert leaked == []
+    graph = json.loads((out / "graph.json").read_text())
+    assert graph["outputs"]["kubeconfig"] == offline.REDACTED
+    apply0 = next(r for r in graph["resources"] if r["name"] == "home-apply-k8s-0")
+    assert apply0["inputs"]["machineConfigurationInput"] == offline.REDACTED
+
+
+def test_node_patches_are_merged_per_node(home: offline.Capture) -> None:
+    merged = plan.node_patches(home)
+    main, *docs = merged["k8s-4"]
+    assert main["machine"]["nodeLabels"] == {"intel.feature.node.kubernetes.io/gpu": "true"}
+    assert main["machine"]["install"]["disk"] == "/dev/disk/by-id/ata-CT500MX500SSD1_2301E6A00002"
+    assert {d["kind"] for d in docs} >= {"HostnameConfig", "LinkConfig"}
+    assert "Layer2VIPConfig" not in {d["kind"] for d in docs}
+
+
+def test_edges_follow_dependencies(home: offline.Capture) -> None:
+    edges = set(plan.edges(home))
+    assert ("home-apply-k8s-1", "home-apply-k8s-0") in edges
+    assert ("home-bootstrap", "home-apply-k8s-0") in edges
+    assert ("home-apply-k8s-0", "home-apply-k8s-1") not in edges
+
+
+def test_plan_of_another_stack(tmp_path: Path) -> None:
+    config = home_config()
+    config["homelab:nodes"] = config["homelab:nodes"][:1]
+    capture = run_config(config, stack="single")
+    assert len(capture.of_type("talos:machine/configurationApply:ConfigurationApply")) == 1
+    written = plan.write(capture, tmp_path / "single")
+    assert (tmp_path / "single" / "talos" / "k8s-0.yaml") in written
+
+
+def test_unknown_stack_file() -> None:
+    assert plan.main(["--stack", "does-not-exist"]) == 2
