@@ -60,5 +60,5 @@ def home() -> offline.Capture:
 def schemas() -> Path:
     """The shared schema folder, or skip where it is absent (e.g. a user's clone)."""
     if not SHARED_SCHEMAS.is_dir():
-        pytest.skip(f"schemas not available: {SHARED_SCHEMAS} is absent (only in the development workspace)")
+        pytest.skip("schemas not available: ../shared/schemas (beside the repository) is absent")
     return SHARED_SCHEMAS
