@@ -1,0 +1,648 @@
+"""Validate the Flux GitOps tree under ``kubernetes/`` offline.
+
+The tree is rendered the way Flux would: starting from the path the FluxInstance
+syncs (``kubernetes/flux/cluster``), every Flux ``Kustomization`` found in a build
+is built in turn with ``kubectl kustomize`` (its ``spec.components`` and
+``spec.patches`` applied), then ``postBuild`` substitution is applied with the
+Kustomization's ``substitute`` values and the ConfigMaps named in
+``substituteFrom``. The rendered objects are checked against the Kubernetes
+schemas shipped with ``kubernetes-validate`` and the CRD JSON schemas in
+``../shared/schemas/crds``, and against the tree's conventions (see
+docs/gitops.md). Every problem is one line: ``<file>: <field>: <message>``.
+
+Usage: ``python -m tools.validate_kubernetes [--root .] [--schemas ../shared/schemas]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import yaml
+
+#: The path the FluxInstance (created by Pulumi) syncs from the flux-system GitRepository.
+ROOT_PATH = "kubernetes/flux/cluster"
+#: The GitRepository the FluxInstance creates; it is not in the tree.
+FLUX_SOURCE = ("GitRepository", "flux-system", "flux-system")
+#: Kubernetes minor version the built-in kinds are validated against (the home stack runs 1.35).
+KUBERNETES_VERSION = "1.35"
+#: Charts (by chart or release name) that Pulumi deploys; Flux must not manage them too.
+PULUMI_CHARTS = {
+    "cilium": "Cilium",
+    "coredns": "CoreDNS",
+    "spegel": "Spegel",
+    "cert-manager": "cert-manager",
+    "rook-ceph": "Rook-Ceph",
+    "rook-ceph-cluster": "Rook-Ceph",
+    "flux": "Flux",
+    "flux2": "Flux",
+    "flux-operator": "Flux",
+    "flux-instance": "Flux",
+}
+#: Kinds only Pulumi creates.
+PULUMI_KINDS = {"FluxInstance": "Flux", "CephCluster": "Rook-Ceph", "ClusterIssuer": "cert-manager"}
+#: Namespaces Pulumi creates (with their pod-security labels) before Flux runs.
+PULUMI_NAMESPACES = {"flux-system", "external-secrets", "kube-system", "rook-ceph", "cert-manager"}
+#: Marker in app/kustomization.yaml explaining why an app has no HelmRelease.
+NO_HELMRELEASE_MARKER = "# no-helmrelease:"
+POD_SECURITY_LABEL = "pod-security.kubernetes.io/enforce"
+POD_SECURITY_LEVELS = {"privileged", "baseline", "restricted"}
+
+_EXACT_VERSION = re.compile(r"^v?\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
+_SCHEMA_COMMENT = re.compile(r"^# yaml-language-server: \$schema=\S+$")
+_VARIABLE = re.compile(r"(\$?)\$\{([^}]*)\}")
+_VARIABLE_NAME = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(.*)$", re.DOTALL)
+_ORIGIN = "config.kubernetes.io/origin"
+_SUBSTITUTE_ANNOTATION = "kustomize.toolkit.fluxcd.io/substitute"
+
+
+@dataclass
+class FluxKustomization:
+    """A Flux Kustomization found in the tree (or the FluxInstance's root sync)."""
+
+    name: str
+    namespace: str
+    file: str
+    spec: dict[str, Any]
+
+
+@dataclass
+class BuiltObject:
+    """One rendered object, the repo-relative file it comes from, and its Kustomization."""
+
+    obj: dict[str, Any]
+    file: str
+    kustomization: FluxKustomization
+
+    @property
+    def kind(self) -> str:
+        """The object's kind."""
+        return str(self.obj.get("kind", ""))
+
+    @property
+    def name(self) -> str:
+        """The object's metadata.name."""
+        return str((self.obj.get("metadata") or {}).get("name", ""))
+
+    @property
+    def namespace(self) -> str:
+        """The namespace Flux applies the object to (targetNamespace wins)."""
+        target = self.kustomization.spec.get("targetNamespace")
+        if target:
+            return str(target)
+        return str((self.obj.get("metadata") or {}).get("namespace", ""))
+
+    def ref(self) -> str:
+        """``Kind namespace/name`` for messages."""
+        return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
+
+
+@dataclass
+class Render:
+    """The whole tree rendered: Kustomizations, objects, and problems found while rendering."""
+
+    root: Path
+    kustomizations: list[FluxKustomization] = field(default_factory=list)
+    objects: list[BuiltObject] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def find(self, kind: str, namespace: str, name: str) -> BuiltObject | None:
+        """The built object of that kind, namespace and name, if any."""
+        for built in self.objects:
+            if built.kind == kind and built.name == name and built.namespace == namespace:
+                return built
+        return None
+
+
+def _rel(root: Path, path: Path) -> str:
+    return os.path.relpath(path, root).replace(os.sep, "/")
+
+
+def _kubectl() -> str:
+    return os.environ.get("KUBECTL", "kubectl")
+
+
+def _kustomize_error(stderr: str, prefix: str) -> str:
+    """The one useful line of a kustomize failure, with overlay-relative paths made repo-relative."""
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    message = lines[-1] if lines else "kubectl kustomize failed"
+    match = re.search(r'err="(.*)"\s*$', message)
+    if match:
+        message = match.group(1).replace('\\"', '"')
+    return message.replace(prefix, "")
+
+
+def build(root: Path, path: str, components: list[str] | None = None,
+          patches: list[dict[str, Any]] | None = None) -> tuple[str, str | None]:
+    """Build ``path`` (repo-relative) like Flux does; return (YAML stream, error or None).
+
+    A throw-away overlay adds the Kustomization's components and patches and asks
+    kustomize for origin annotations, so each object can be traced to its file.
+    """
+    with tempfile.TemporaryDirectory(prefix="ks-") as overlay:
+        to_root = os.path.relpath(root, overlay).replace(os.sep, "/")
+        target = f"{to_root}/{path}".rstrip("/")
+        kustomization: dict[str, Any] = {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": [target],
+            "buildMetadata": ["originAnnotations"],
+        }
+        if components:
+            kustomization["components"] = [f"{target}/{component}" for component in components]
+        if patches:
+            kustomization["patches"] = patches
+        Path(overlay, "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+        result = subprocess.run([_kubectl(), "kustomize", overlay], capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            return "", _kustomize_error(result.stderr, f"{to_root}/")
+        return result.stdout, None
+
+
+def _origin_file(root: Path, obj: dict[str, Any], fallback: str) -> str:
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    origin = annotations.pop(_ORIGIN, None)
+    if not annotations and "annotations" in (obj.get("metadata") or {}):
+        del obj["metadata"]["annotations"]
+    if not origin:
+        return fallback
+    path = (yaml.safe_load(origin) or {}).get("path")
+    if not path:
+        return fallback
+    # Origin paths are relative to the overlay; they all start with the way up to the repo root.
+    parts = [part for part in str(path).split("/") if part not in ("", ".")]
+    while parts and parts[0] == "..":
+        parts.pop(0)
+    relative = "/".join(parts)
+    anchor = relative.find("kubernetes/")
+    return relative[anchor:] if anchor >= 0 else relative
+
+
+def substitute(text: str, variables: dict[str, str]) -> tuple[str, list[str]]:
+    """Apply Flux postBuild substitution to ``text``; return it and the variables left without a value.
+
+    Supports ``${VAR}``, ``${VAR:=default}``, ``${VAR:-default}``, ``${VAR=default}``,
+    ``${VAR-default}`` and the ``$${VAR}`` escape (left as ``${VAR}``).
+    """
+    missing: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        escaped, inner = match.group(1), match.group(2)
+        if escaped:
+            return "${" + inner + "}"
+        parsed = _VARIABLE_NAME.match(inner)
+        if not parsed:
+            missing.append(inner)
+            return ""
+        name, rest = parsed.group(1), parsed.group(2)
+        if name in variables:
+            return variables[name]
+        for operator in (":=", ":-", "=", "-"):
+            if rest.startswith(operator):
+                return rest[len(operator):]
+        missing.append(name)
+        return ""
+
+    return _VARIABLE.sub(replace, text), missing
+
+
+def _documents(stream: str) -> Iterator[str]:
+    for chunk in re.split(r"^---\s*$", stream, flags=re.MULTILINE):
+        if chunk.strip():
+            yield chunk
+
+
+def _variables(ks: FluxKustomization, configmaps: dict[tuple[str, str], dict[str, str]]) -> tuple[
+        dict[str, str], list[str]]:
+    post_build = ks.spec.get("postBuild") or {}
+    variables: dict[str, str] = {}
+    problems: list[str] = []
+    for index, source in enumerate(post_build.get("substituteFrom") or []):
+        kind, name = source.get("kind"), source.get("name")
+        data = configmaps.get((ks.namespace, str(name))) if kind == "ConfigMap" else None
+        if data is None:
+            if not source.get("optional"):
+                problems.append(f"{ks.file}: spec.postBuild.substituteFrom[{index}]: no {kind} named {name} "
+                                f"in namespace {ks.namespace} in the tree")
+            continue
+        variables.update({str(key): str(value) for key, value in data.items()})
+    variables.update({str(key): str(value) for key, value in (post_build.get("substitute") or {}).items()})
+    return variables, problems
+
+
+def _render_one(root: Path, ks: FluxKustomization,
+                configmaps: dict[tuple[str, str], dict[str, str]]) -> tuple[list[BuiltObject], list[str]]:
+    spec_path = str(ks.spec.get("path", ""))
+    path = os.path.normpath(spec_path).replace(os.sep, "/").lstrip("/")
+    if not spec_path or path.startswith("..") or not (root / path).is_dir():
+        return [], [f"{ks.file}: spec.path: {spec_path or '(empty)'} does not exist"]
+    if not (root / path / "kustomization.yaml").is_file():
+        return [], [f"{ks.file}: spec.path: {spec_path} has no kustomization.yaml"]
+    stream, error = build(root, path, ks.spec.get("components"), ks.spec.get("patches"))
+    if error is not None:
+        return [], [f"{ks.file}: spec.path: kubectl kustomize {path} failed: {error}"]
+    variables, problems = _variables(ks, configmaps)
+    objects: list[BuiltObject] = []
+    for document in _documents(stream):
+        obj = yaml.safe_load(document)
+        if not isinstance(obj, dict):
+            continue
+        file = _origin_file(root, obj, ks.file)
+        annotations = (obj.get("metadata") or {}).get("annotations") or {}
+        if annotations.get(_SUBSTITUTE_ANNOTATION) != "disabled":
+            text, missing = substitute(yaml.safe_dump(obj, sort_keys=False), variables)
+            label = f"{obj.get('kind')} {(obj.get('metadata') or {}).get('name')}"
+            for name in dict.fromkeys(missing):
+                problems.append(f"{file}: {label}: ${{{name}}} has no value: set it in {ks.file} "
+                                "spec.postBuild.substitute or in cluster-settings")
+            try:
+                obj = yaml.safe_load(text)
+            except yaml.YAMLError as exc:
+                problems.append(f"{file}: {label}: invalid YAML after substitution: {str(exc).splitlines()[0]}")
+                continue
+        objects.append(BuiltObject(obj=obj, file=file, kustomization=ks))
+    return objects, problems
+
+
+def render(root: Path) -> Render:
+    """Render the tree breadth-first from the FluxInstance's sync path."""
+    result = Render(root=root)
+    configmaps: dict[tuple[str, str], dict[str, str]] = {}
+    seen: dict[tuple[str, str], FluxKustomization] = {}
+    level = [FluxKustomization(name="flux-system", namespace="flux-system", file=ROOT_PATH,
+                               spec={"path": f"./{ROOT_PATH}", "prune": True})]
+    workers = max(2, os.cpu_count() or 2)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        while level:
+            outcomes = list(pool.map(lambda ks: _render_one(root, ks, configmaps), level))
+            next_level: list[FluxKustomization] = []
+            for objects, problems in outcomes:
+                result.problems.extend(problems)
+                result.objects.extend(objects)
+                for built in objects:
+                    if built.kind == "ConfigMap":
+                        configmaps[(built.namespace, built.name)] = dict(built.obj.get("data") or {})
+                for built in objects:
+                    if built.kind != "Kustomization" or not str(built.obj.get("apiVersion", "")).startswith(
+                            "kustomize.toolkit.fluxcd.io/"):
+                        continue
+                    ks = FluxKustomization(name=built.name, namespace=built.namespace or "flux-system",
+                                           file=built.file, spec=dict(built.obj.get("spec") or {}))
+                    key = (ks.namespace, ks.name)
+                    if key in seen:
+                        result.problems.append(f"{ks.file}: metadata.name: Kustomization {ks.name} is also "
+                                               f"defined in {seen[key].file}")
+                        continue
+                    seen[key] = ks
+                    result.kustomizations.append(ks)
+                    next_level.append(ks)
+            level = next_level
+    return result
+
+
+# --- checks on files ---------------------------------------------------------------------------
+
+
+def _yaml_files(root: Path) -> list[Path]:
+    base = root / "kubernetes"
+    return sorted(path for path in base.rglob("*") if path.suffix in (".yaml", ".yml") and path.is_file())
+
+
+def check_headers(root: Path) -> list[str]:
+    """Every YAML file starts with ``---`` and a ``# yaml-language-server: $schema=`` comment."""
+    problems = []
+    for path in _yaml_files(root):
+        lines = path.read_text().splitlines()
+        rel = _rel(root, path)
+        if not lines or lines[0].rstrip() != "---":
+            problems.append(f"{rel}: line 1: the file must start with '---'")
+            continue
+        if len(lines) < 2 or not _SCHEMA_COMMENT.match(lines[1].rstrip()):
+            problems.append(f"{rel}: line 2: missing '# yaml-language-server: $schema=<url>' comment")
+    return problems
+
+
+def check_plaintext_secrets(root: Path) -> list[str]:
+    """No Secret with data/stringData (unless SOPS-encrypted) and no secretGenerator in the tree."""
+    problems = []
+    for path in _yaml_files(root):
+        rel = _rel(root, path)
+        try:
+            documents = list(yaml.safe_load_all(path.read_text()))
+        except yaml.YAMLError as exc:
+            problems.append(f"{rel}: invalid YAML: {str(exc).splitlines()[0]}")
+            continue
+        for doc in documents:
+            if not isinstance(doc, dict):
+                continue
+            if doc.get("kind") == "Secret" and (doc.get("data") or doc.get("stringData")) and "sops" not in doc:
+                name = (doc.get("metadata") or {}).get("name")
+                problems.append(f"{rel}: Secret {name}: plaintext data in Git; use an ExternalSecret "
+                                "(ClusterSecretStore onepassword) or encrypt it with SOPS")
+            if doc.get("kind") in ("Kustomization", "Component") and doc.get("secretGenerator"):
+                problems.append(f"{rel}: secretGenerator: generates a plaintext Secret from Git; "
+                                "use an ExternalSecret instead")
+    return problems
+
+
+def check_app_layout(root: Path) -> list[str]:
+    """Each ``kubernetes/apps/<namespace>/<app>/`` has ks.yaml, app/kustomization.yaml and a HelmRelease."""
+    problems = []
+    apps = root / "kubernetes" / "apps"
+    if not apps.is_dir():
+        return [f"{_rel(root, apps)}: missing: the tree has no apps folder"]
+    for namespace in sorted(path for path in apps.iterdir() if path.is_dir()):
+        if not (namespace / "kustomization.yaml").is_file():
+            problems.append(f"{_rel(root, namespace)}/kustomization.yaml: missing: each namespace folder lists "
+                            "its namespace and its apps' ks.yaml")
+        for app in sorted(path for path in namespace.iterdir() if path.is_dir()):
+            rel = _rel(root, app)
+            if not (app / "ks.yaml").is_file():
+                problems.append(f"{rel}/ks.yaml: missing: each app has a Flux Kustomization in ks.yaml")
+            kustomization = app / "app" / "kustomization.yaml"
+            if not kustomization.is_file():
+                problems.append(f"{rel}/app/kustomization.yaml: missing: each app's manifests live in app/")
+                continue
+            if not (app / "app" / "helmrelease.yaml").is_file() and \
+                    NO_HELMRELEASE_MARKER not in kustomization.read_text():
+                problems.append(f"{rel}/app/helmrelease.yaml: missing: add one, or say why the app has none "
+                                f"with a '{NO_HELMRELEASE_MARKER} <reason>' comment in app/kustomization.yaml")
+    return problems
+
+
+# --- checks on the rendered tree ---------------------------------------------------------------
+
+
+def check_unused_files(render_: Render) -> list[str]:
+    """Every manifest under kubernetes/ ends up in some Flux Kustomization's build."""
+    used = {built.file for built in render_.objects}
+    used.update(ks.file for ks in render_.kustomizations)
+    problems = []
+    for path in _yaml_files(render_.root):
+        rel = _rel(render_.root, path)
+        if path.name == "kustomization.yaml" or rel in used:
+            continue
+        problems.append(f"{rel}: unused: no Flux Kustomization builds it (list it in a kustomization.yaml "
+                        f"reachable from {ROOT_PATH})")
+    return problems
+
+
+def check_kustomizations(render_: Render) -> list[str]:
+    """sourceRef and dependsOn name existing objects, and dependsOn has no cycle."""
+    problems = []
+    names = {(ks.namespace, ks.name): ks for ks in render_.kustomizations}
+    for ks in render_.kustomizations:
+        source = ks.spec.get("sourceRef") or {}
+        kind, name = source.get("kind", ""), source.get("name", "")
+        namespace = source.get("namespace") or ks.namespace
+        if (kind, namespace, name) != FLUX_SOURCE and render_.find(kind, namespace, name) is None:
+            problems.append(f"{ks.file}: spec.sourceRef: no {kind} named {name} in namespace {namespace}")
+        for index, dependency in enumerate(ks.spec.get("dependsOn") or []):
+            dep_namespace = dependency.get("namespace") or ks.namespace
+            if (dep_namespace, dependency.get("name")) not in names:
+                where = "" if dep_namespace == ks.namespace else f" in namespace {dep_namespace}"
+                problems.append(f"{ks.file}: spec.dependsOn[{index}].name: no Kustomization named "
+                                f"{dependency.get('name')}{where}")
+    problems.extend(_cycles(render_.kustomizations))
+    return problems
+
+
+def _cycles(kustomizations: list[FluxKustomization]) -> list[str]:
+    graph = {(ks.namespace, ks.name): [(dep.get("namespace") or ks.namespace, dep.get("name"))
+                                       for dep in ks.spec.get("dependsOn") or []] for ks in kustomizations}
+    files = {(ks.namespace, ks.name): ks.file for ks in kustomizations}
+    state: dict[tuple[str, str], int] = {}
+    stack: list[tuple[str, str]] = []
+    reported: set[frozenset[tuple[str, str]]] = set()
+    problems = []
+
+    def visit(node: tuple[str, str]) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in graph.get(node, []):
+            if nxt not in graph:
+                continue
+            if state.get(nxt) == 1:
+                cycle = stack[stack.index(nxt):]
+                if frozenset(cycle) not in reported:
+                    reported.add(frozenset(cycle))
+                    chain = " -> ".join(name for _, name in [*cycle, nxt])
+                    problems.append(f"{files[nxt]}: spec.dependsOn: cycle {chain}")
+            elif nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = 2
+
+    for node in graph:
+        if node not in state:
+            visit(node)
+    return problems
+
+
+def _exact(version: Any) -> bool:
+    return isinstance(version, str) and bool(_EXACT_VERSION.match(version))
+
+
+def check_chart_sources(render_: Render) -> list[str]:
+    """Every HelmRelease's chart source exists in the tree and pins an exact version."""
+    problems = []
+    for built in render_.objects:
+        if built.kind == "OCIRepository":
+            ref = built.obj.get("spec", {}).get("ref") or {}
+            if ref.get("digest"):
+                continue
+            if ref.get("semver"):
+                problems.append(f"{built.file}: spec.ref.semver: '{ref['semver']}' is a range; "
+                                "pin an exact spec.ref.tag")
+            elif not _exact(ref.get("tag")):
+                problems.append(f"{built.file}: spec.ref.tag: '{ref.get('tag', '')}' is not an exact version")
+    for built in render_.objects:
+        if built.kind != "HelmRelease":
+            continue
+        spec = built.obj.get("spec") or {}
+        if spec.get("chartRef"):
+            ref = spec["chartRef"]
+            namespace = ref.get("namespace") or built.namespace
+            if render_.find(ref.get("kind", ""), namespace, ref.get("name", "")) is None:
+                problems.append(f"{built.file}: spec.chartRef: no {ref.get('kind')} named {ref.get('name')} "
+                                f"in namespace {namespace} in the tree")
+        elif (spec.get("chart") or {}).get("spec"):
+            chart = spec["chart"]["spec"]
+            source = chart.get("sourceRef") or {}
+            namespace = source.get("namespace") or built.namespace
+            if render_.find(source.get("kind", ""), namespace, source.get("name", "")) is None:
+                problems.append(f"{built.file}: spec.chart.spec.sourceRef: no {source.get('kind')} named "
+                                f"{source.get('name')} in namespace {namespace} in the tree")
+            if "version" not in chart:
+                problems.append(f"{built.file}: spec.chart.spec.version: missing; pin an exact chart version")
+            elif not _exact(chart["version"]):
+                problems.append(f"{built.file}: spec.chart.spec.version: '{chart['version']}' is not an exact "
+                                "version")
+        else:
+            problems.append(f"{built.file}: spec: {built.ref()} has neither chart nor chartRef")
+    return problems
+
+
+def check_external_secrets(render_: Render) -> list[str]:
+    """Every ExternalSecret uses a ClusterSecretStore the tree defines."""
+    stores = sorted(built.name for built in render_.objects if built.kind == "ClusterSecretStore")
+    problems = []
+    for built in render_.objects:
+        if built.kind != "ExternalSecret":
+            continue
+        ref = (built.obj.get("spec") or {}).get("secretStoreRef") or {}
+        kind, name = ref.get("kind", "SecretStore"), ref.get("name")
+        if kind != "ClusterSecretStore" or name not in stores:
+            problems.append(f"{built.file}: spec.secretStoreRef: no ClusterSecretStore named {name} "
+                            f"(kind {kind}); the tree defines: {', '.join(stores) or 'none'}")
+    return problems
+
+
+def _chart_name(render_: Render, built: BuiltObject) -> str:
+    spec = built.obj.get("spec") or {}
+    if (spec.get("chart") or {}).get("spec"):
+        return str(spec["chart"]["spec"].get("chart", ""))
+    ref = spec.get("chartRef") or {}
+    source = render_.find(str(ref.get("kind", "")), ref.get("namespace") or built.namespace, str(ref.get("name", "")))
+    if source is not None:
+        return str((source.obj.get("spec") or {}).get("url", "")).rstrip("/").rsplit("/", 1)[-1]
+    return ""
+
+
+def check_pulumi_owned(render_: Render) -> list[str]:
+    """Nothing in the tree for the layers Pulumi deploys."""
+    problems = []
+    for built in render_.objects:
+        if built.kind == "HelmRelease":
+            for candidate in (_chart_name(render_, built), built.name):
+                if candidate in PULUMI_CHARTS:
+                    problems.append(f"{built.file}: {built.ref()}: {candidate} is deployed by Pulumi "
+                                    f"({PULUMI_CHARTS[candidate]} layer); remove it from the Flux tree")
+                    break
+        elif built.kind in PULUMI_KINDS:
+            problems.append(f"{built.file}: {built.ref()}: {built.kind} belongs to Pulumi's "
+                            f"{PULUMI_KINDS[built.kind]} layer; remove it from the Flux tree")
+        elif built.kind == "Namespace" and built.name in PULUMI_NAMESPACES:
+            problems.append(f"{built.file}: Namespace {built.name}: created by Pulumi before Flux runs; "
+                            "do not declare it in the Flux tree")
+    return problems
+
+
+def check_namespaces(render_: Render) -> list[str]:
+    """Every namespace the tree deploys to is declared with a pod-security enforce label."""
+    problems = []
+    declared = {built.name for built in render_.objects if built.kind == "Namespace"}
+    for built in render_.objects:
+        if built.kind != "Namespace":
+            continue
+        level = ((built.obj.get("metadata") or {}).get("labels") or {}).get(POD_SECURITY_LABEL)
+        if level not in POD_SECURITY_LEVELS:
+            problems.append(f"{built.file}: metadata.labels: Namespace {built.name} needs {POD_SECURITY_LABEL} "
+                            f"set to one of {', '.join(sorted(POD_SECURITY_LEVELS))}")
+    for ks in render_.kustomizations:
+        target = ks.spec.get("targetNamespace")
+        if target and target not in declared and target not in PULUMI_NAMESPACES:
+            problems.append(f"{ks.file}: spec.targetNamespace: namespace {target} is not declared in the tree")
+    return problems
+
+
+@cache
+def _crd_schema(path: Path) -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads(path.read_text())
+    return schema
+
+
+def _json_path(parts: Any) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(root)"
+
+
+def check_schemas(render_: Render, schemas: Path) -> list[str]:
+    """Built-in kinds validate with kubernetes-validate; custom resources with the CRD schemas."""
+    problems = []
+    crds = schemas / "crds"
+    for built in render_.objects:
+        api_version = str(built.obj.get("apiVersion", ""))
+        group, _, version = api_version.rpartition("/")
+        crd = crds / group / f"{built.kind.lower()}_{version}.json" if group else None
+        if crd is not None and crd.is_file():
+            schema = _crd_schema(crd)
+            validator_class = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
+            errors = sorted(validator_class(schema).iter_errors(built.obj), key=lambda e: list(e.absolute_path))
+            for error in errors:
+                problems.append(f"{built.file}: {built.ref()}: {_json_path(error.absolute_path)}: "
+                                f"{error.message[:200]}")
+            continue
+        if group and (crds / group).is_dir():
+            problems.append(f"{built.file}: {built.ref()}: apiVersion: no schema for {built.kind} {api_version} "
+                            f"in {crds.name}/{group}")
+            continue
+        try:
+            kubernetes_validate.validate(built.obj, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            problems.append(f"{built.file}: {built.ref()}: {_json_path(error.path)}: {str(error.message)[:200]}")
+        except kubernetes_validate.SchemaNotFoundError:
+            problems.append(f"{built.file}: {built.ref()}: apiVersion: no schema for {built.kind} {api_version} "
+                            f"(not a Kubernetes {KUBERNETES_VERSION} kind and no CRD schema in {crds})")
+    return problems
+
+
+def check_rendered(render_: Render, schemas: Path | None) -> list[str]:
+    """All checks that need the rendered tree; schemas are skipped when ``schemas`` is None."""
+    problems = list(render_.problems)
+    for check in (check_unused_files, check_kustomizations, check_chart_sources, check_external_secrets,
+                  check_pulumi_owned, check_namespaces):
+        problems.extend(check(render_))
+    if schemas is not None:
+        problems.extend(check_schemas(render_, schemas))
+    return problems
+
+
+def validate(root: Path, schemas: Path | None) -> list[str]:
+    """Every problem in the tree under ``root``, one line each (empty when the tree is valid)."""
+    problems = check_headers(root) + check_plaintext_secrets(root) + check_app_layout(root)
+    problems += check_rendered(render(root), schemas)
+    return list(dict.fromkeys(problems))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: print every problem and exit 1 if there is any."""
+    parser = argparse.ArgumentParser(prog="python -m tools.validate_kubernetes", description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, default=Path("."), help="repository root (default: .)")
+    parser.add_argument("--schemas", type=Path, default=None,
+                        help="folder with crds/<group>/<kind>_<version>.json (default: <root>/../shared/schemas)")
+    args = parser.parse_args(argv)
+    root = args.root.resolve()
+    schemas = args.schemas if args.schemas is not None else root.parent / "shared" / "schemas"
+    if not (schemas / "crds").is_dir():
+        print(f"note: no CRD schemas at {schemas}/crds; schema validation skipped", file=sys.stderr)
+        schemas_or_none: Path | None = None
+    else:
+        schemas_or_none = schemas.resolve()
+    problems = validate(root, schemas_or_none)
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{len(problems)} problem(s) in the Flux tree", file=sys.stderr)
+        return 1
+    print("kubernetes/: Flux tree is valid", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
