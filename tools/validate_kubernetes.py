@@ -58,6 +58,10 @@ PULUMI_KINDS = {"FluxInstance": "Flux", "CephCluster": "Rook-Ceph", "ClusterIssu
 PULUMI_NAMESPACES = {"flux-system", "external-secrets", "kube-system", "rook-ceph", "cert-manager"}
 #: Marker in app/kustomization.yaml explaining why an app has no HelmRelease.
 NO_HELMRELEASE_MARKER = "# no-helmrelease:"
+#: Cluster-scoped kinds used in the tree: targetNamespace does not apply to them.
+CLUSTER_SCOPED = {"Namespace", "ClusterSecretStore", "ClusterExternalSecret", "GatewayClass", "ClusterIssuer",
+                  "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "StorageClass",
+                  "PersistentVolume", "PriorityClass", "VolumeSnapshotClass", "IngressClass"}
 POD_SECURITY_LABEL = "pod-security.kubernetes.io/enforce"
 POD_SECURITY_LEVELS = {"privileged", "baseline", "restricted"}
 
@@ -99,7 +103,9 @@ class BuiltObject:
 
     @property
     def namespace(self) -> str:
-        """The namespace Flux applies the object to (targetNamespace wins)."""
+        """The namespace Flux applies the object to (targetNamespace wins); empty if cluster-scoped."""
+        if self.kind in CLUSTER_SCOPED:
+            return ""
         target = self.kustomization.spec.get("targetNamespace")
         if target:
             return str(target)

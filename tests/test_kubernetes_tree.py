@@ -1,0 +1,410 @@
+"""The Flux tree under kubernetes/ and its validator (tools/validate_kubernetes.py).
+
+The real tree must pass every check. Each broken case copies a small tree into
+tmp_path, breaks one thing and asserts the exact one-line problem.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tools import validate_kubernetes as vk
+
+REPO = Path(__file__).resolve().parent.parent
+SCHEMAS = REPO.parent / "shared" / "schemas"
+
+pytestmark = pytest.mark.skipif(
+    shutil.which(os.environ.get("KUBECTL", "kubectl")) is None,
+    reason="kubectl (with kustomize v5) is needed to build the Flux tree",
+)
+
+
+def _schemas() -> Path:
+    if not (SCHEMAS / "crds").is_dir():
+        pytest.skip("CRD schemas not found at ../shared/schemas/crds (only present next to the project checkout)")
+    return SCHEMAS
+
+
+# --- the real tree ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real_render() -> vk.Render:
+    return vk.render(REPO)
+
+
+def test_real_tree_renders_every_kustomization(real_render: vk.Render) -> None:
+    assert real_render.problems == []
+    names = {ks.name for ks in real_render.kustomizations}
+    assert {"cluster-apps", "external-secrets-stores", "ollama", "qdrant", "tautulli", "sabnzbd", "maintainerr",
+            "cloudnative-pg", "postgres", "wikijs", "garage", "actions-runner-controller", "actions-runners",
+            "volsync", "envoy-gateway", "envoy-gateway-config", "external-dns-cloudflare", "external-dns-unifi",
+            "kube-prometheus-stack", "loki"} <= names
+
+
+@pytest.mark.parametrize("check", [vk.check_unused_files, vk.check_kustomizations, vk.check_chart_sources,
+                                   vk.check_external_secrets, vk.check_pulumi_owned, vk.check_namespaces])
+def test_real_tree_passes(real_render: vk.Render, check: object) -> None:
+    assert callable(check)
+    assert check(real_render) == []
+
+
+@pytest.mark.parametrize("check", [vk.check_headers, vk.check_plaintext_secrets, vk.check_app_layout])
+def test_real_tree_files_pass(check: object) -> None:
+    assert callable(check)
+    assert check(REPO) == []
+
+
+def test_real_tree_validates_against_schemas(real_render: vk.Render) -> None:
+    assert vk.check_schemas(real_render, _schemas()) == []
+
+
+def test_real_tree_applies_helmrelease_defaults_and_substitution(real_render: vk.Render) -> None:
+    release = next(b for b in real_render.objects if b.kind == "HelmRelease" and b.name == "tautulli")
+    assert release.obj["spec"]["upgrade"]["remediation"] == {"retries": 3, "strategy": "rollback"}
+    assert release.obj["spec"]["values"]["route"]["app"]["hostnames"] == ["tautulli.example.com"]
+    pvc = next(b for b in real_render.objects if b.kind == "PersistentVolumeClaim" and b.name == "tautulli")
+    assert pvc.file == "kubernetes/components/volsync/pvc.yaml"
+    assert pvc.namespace == "media"
+    assert pvc.obj["spec"]["resources"]["requests"]["storage"] == "5Gi"
+
+
+# --- a small tree to break ------------------------------------------------------------------------
+
+_KS = "https://kubernetes-schemas.pages.dev/kustomize.toolkit.fluxcd.io/kustomization_v1.json"
+_KZ = "https://json.schemastore.org/kustomization"
+
+MINI: dict[str, str] = {
+    "kubernetes/flux/cluster/kustomization.yaml": f"""# yaml-language-server: $schema={_KZ}
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources: [./cluster-settings.yaml, ./ks.yaml]
+""",
+    "kubernetes/flux/cluster/cluster-settings.yaml": """# yaml-language-server: $schema=https://example.com/cm.json
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cluster-settings, namespace: flux-system}
+data: {DOMAIN: example.com}
+""",
+    "kubernetes/flux/cluster/ks.yaml": f"""# yaml-language-server: $schema={_KS}
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {{name: cluster-apps, namespace: flux-system}}
+spec:
+  interval: 30m
+  path: ./kubernetes/apps
+  prune: true
+  sourceRef: {{kind: GitRepository, name: flux-system, namespace: flux-system}}
+  patches:
+    - target: {{group: kustomize.toolkit.fluxcd.io, kind: Kustomization}}
+      patch: |-
+        apiVersion: kustomize.toolkit.fluxcd.io/v1
+        kind: Kustomization
+        metadata: {{name: all}}
+        spec:
+          postBuild:
+            substituteFrom: [{{kind: ConfigMap, name: cluster-settings}}]
+""",
+    "kubernetes/apps/kustomization.yaml": f"""# yaml-language-server: $schema={_KZ}
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources: [./demo]
+""",
+    "kubernetes/apps/demo/kustomization.yaml": f"""# yaml-language-server: $schema={_KZ}
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources: [./namespace.yaml, ./stores/ks.yaml, ./web/ks.yaml]
+""",
+    "kubernetes/apps/demo/namespace.yaml": """# yaml-language-server: $schema=https://example.com/ns.json
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: demo
+  labels: {pod-security.kubernetes.io/enforce: baseline}
+""",
+    "kubernetes/apps/demo/stores/ks.yaml": f"""# yaml-language-server: $schema={_KS}
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {{name: stores, namespace: flux-system}}
+spec:
+  interval: 30m
+  targetNamespace: demo
+  path: ./kubernetes/apps/demo/stores/app
+  prune: true
+  sourceRef: {{kind: GitRepository, name: flux-system, namespace: flux-system}}
+""",
+    "kubernetes/apps/demo/stores/app/kustomization.yaml": f"""# yaml-language-server: $schema={_KZ}
+# no-helmrelease: only the secret store
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources: [./clustersecretstore.yaml]
+""",
+    "kubernetes/apps/demo/stores/app/clustersecretstore.yaml": """# yaml-language-server: $schema=https://example.com/css.json
+apiVersion: external-secrets.io/v1
+kind: ClusterSecretStore
+metadata: {name: onepassword}
+spec:
+  provider:
+    onepassword:
+      connectHost: http://onepassword-connect:8080
+      vaults: {homelab: 1}
+      auth:
+        secretRef:
+          connectTokenSecretRef: {name: onepassword-connect-token, key: token, namespace: external-secrets}
+""",
+    "kubernetes/apps/demo/web/ks.yaml": f"""# yaml-language-server: $schema={_KS}
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {{name: web, namespace: flux-system}}
+spec:
+  interval: 30m
+  targetNamespace: demo
+  path: ./kubernetes/apps/demo/web/app
+  prune: true
+  sourceRef: {{kind: GitRepository, name: flux-system, namespace: flux-system}}
+  dependsOn: [{{name: stores}}]
+  postBuild:
+    substitute: {{APP: web}}
+""",
+    "kubernetes/apps/demo/web/app/kustomization.yaml": f"""# yaml-language-server: $schema={_KZ}
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources: [./externalsecret.yaml, ./ocirepository.yaml, ./helmrelease.yaml]
+""",
+    "kubernetes/apps/demo/web/app/ocirepository.yaml": """# yaml-language-server: $schema=https://example.com/oci.json
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: OCIRepository
+metadata: {name: web}
+spec:
+  interval: 1h
+  url: oci://ghcr.io/bjw-s-labs/helm/app-template
+  ref: {tag: 4.3.0}
+""",
+    "kubernetes/apps/demo/web/app/helmrelease.yaml": """# yaml-language-server: $schema=https://example.com/hr.json
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: {name: web}
+spec:
+  interval: 1h
+  chartRef: {kind: OCIRepository, name: web}
+  values:
+    host: ${APP}.${DOMAIN}
+""",
+    "kubernetes/apps/demo/web/app/externalsecret.yaml": """# yaml-language-server: $schema=https://example.com/es.json
+apiVersion: external-secrets.io/v1
+kind: ExternalSecret
+metadata: {name: web}
+spec:
+  secretStoreRef: {kind: ClusterSecretStore, name: onepassword}
+  target: {name: web-secret}
+  dataFrom:
+    - extract: {key: web}
+""",
+}
+
+WEB = "kubernetes/apps/demo/web"
+
+
+def make_tree(root: Path, changes: dict[str, str | None] | None = None, *, raw: bool = False) -> Path:
+    """Write the mini tree into root with changes (None deletes a file); add the '---' header unless raw."""
+    files: dict[str, str | None] = {**MINI, **(changes or {})}
+    for rel, text in files.items():
+        if text is None:
+            continue
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text if raw and rel in (changes or {}) else "---\n" + text)
+    return root
+
+
+def edit(rel: str, old: str, new: str) -> dict[str, str | None]:
+    """A change replacing old by new in one mini-tree file."""
+    assert old in MINI[rel]
+    return {rel: MINI[rel].replace(old, new)}
+
+
+def test_mini_tree_is_valid(tmp_path: Path) -> None:
+    assert vk.validate(make_tree(tmp_path), _schemas()) == []
+
+
+def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    schemas = str(_schemas())
+    root = make_tree(tmp_path / "good")
+    assert vk.main(["--root", str(root), "--schemas", schemas]) == 0
+    broken = make_tree(tmp_path / "bad", edit(f"{WEB}/ks.yaml", "[{name: stores}]", "[{name: nope}]"))
+    assert vk.main(["--root", str(broken), "--schemas", schemas]) == 1
+    assert capsys.readouterr().out == f"{WEB}/ks.yaml: spec.dependsOn[0].name: no Kustomization named nope\n"
+
+
+def test_missing_path(tmp_path: Path) -> None:
+    root = make_tree(tmp_path, edit(f"{WEB}/ks.yaml", "demo/web/app", "demo/web/nope"))
+    assert vk.render(root).problems == [f"{WEB}/ks.yaml: spec.path: ./kubernetes/apps/demo/web/nope does not exist"]
+
+
+def test_build_failure_names_the_kustomization(tmp_path: Path) -> None:
+    root = make_tree(tmp_path, edit(f"{WEB}/app/kustomization.yaml", "./helmrelease.yaml", "./missing.yaml"))
+    [problem] = vk.render(root).problems
+    assert problem.startswith(f"{WEB}/ks.yaml: spec.path: kubectl kustomize kubernetes/apps/demo/web/app failed: ")
+    assert "missing.yaml" in problem
+    assert "\n" not in problem
+
+
+def test_depends_on_unknown_kustomization(tmp_path: Path) -> None:
+    root = make_tree(tmp_path, edit(f"{WEB}/ks.yaml", "[{name: stores}]", "[{name: external-secrets-stores}]"))
+    assert vk.check_kustomizations(vk.render(root)) == [
+        f"{WEB}/ks.yaml: spec.dependsOn[0].name: no Kustomization named external-secrets-stores"]
+
+
+def test_depends_on_cycle(tmp_path: Path) -> None:
+    stores = "kubernetes/apps/demo/stores/ks.yaml"
+    root = make_tree(tmp_path, edit(stores, "  prune: true\n", "  prune: true\n  dependsOn: [{name: web}]\n"))
+    assert vk.check_kustomizations(vk.render(root)) == [f"{stores}: spec.dependsOn: cycle stores -> web -> stores"]
+
+
+def test_unknown_source_ref(tmp_path: Path) -> None:
+    root = make_tree(tmp_path, edit(f"{WEB}/ks.yaml", "name: flux-system, namespace", "name: homelab, namespace"))
+    assert vk.check_kustomizations(vk.render(root)) == [
+        f"{WEB}/ks.yaml: spec.sourceRef: no GitRepository named homelab in namespace flux-system"]
+
+
+@pytest.mark.parametrize(("ref", "expected"), [
+    ("{semver: '>=4.0.0'}", "spec.ref.semver: '>=4.0.0' is a range; pin an exact spec.ref.tag"),
+    ("{tag: latest}", "spec.ref.tag: 'latest' is not an exact version"),
+])
+def test_unpinned_oci_chart(tmp_path: Path, ref: str, expected: str) -> None:
+    root = make_tree(tmp_path, edit(f"{WEB}/app/ocirepository.yaml", "{tag: 4.3.0}", ref))
+    assert vk.check_chart_sources(vk.render(root)) == [f"{WEB}/app/ocirepository.yaml: {expected}"]
+
+
+@pytest.mark.parametrize(("version", "expected"), [
+    ("      version: 1.x\n", "spec.chart.spec.version: '1.x' is not an exact version"),
+    ("", "spec.chart.spec.version: missing; pin an exact chart version"),
+])
+def test_unpinned_helm_repository_chart(tmp_path: Path, version: str, expected: str) -> None:
+    chart = ("  chart:\n    spec:\n      chart: podinfo\n" + version +
+             "      sourceRef: {kind: HelmRepository, name: podinfo}\n")
+    repository = ("# yaml-language-server: $schema=https://example.com/hrepo.json\n"
+                  "apiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nmetadata: {name: podinfo}\n"
+                  "spec: {interval: 1h, url: 'https://stefanprodan.github.io/podinfo'}\n")
+    changes = {**edit(f"{WEB}/app/helmrelease.yaml", "  chartRef: {kind: OCIRepository, name: web}\n", chart),
+               **edit(f"{WEB}/app/kustomization.yaml", "./ocirepository.yaml", "./helmrepository.yaml"),
+               f"{WEB}/app/helmrepository.yaml": repository, f"{WEB}/app/ocirepository.yaml": None}
+    root = make_tree(tmp_path, changes)
+    assert vk.check_chart_sources(vk.render(root)) == [f"{WEB}/app/helmrelease.yaml: {expected}"]
+
+
+def test_chart_source_missing(tmp_path: Path) -> None:
+    changes = {**edit(f"{WEB}/app/kustomization.yaml", "./ocirepository.yaml, ", ""),
+               f"{WEB}/app/ocirepository.yaml": None}
+    root = make_tree(tmp_path, changes)
+    assert vk.check_chart_sources(vk.render(root)) == [
+        f"{WEB}/app/helmrelease.yaml: spec.chartRef: no OCIRepository named web in namespace demo in the tree"]
+
+
+def test_external_secret_with_wrong_store(tmp_path: Path) -> None:
+    root = make_tree(tmp_path, edit(f"{WEB}/app/externalsecret.yaml", "name: onepassword", "name: vault"))
+    assert vk.check_external_secrets(vk.render(root)) == [
+        f"{WEB}/app/externalsecret.yaml: spec.secretStoreRef: no ClusterSecretStore named vault "
+        "(kind ClusterSecretStore); the tree defines: onepassword"]
+
+
+def test_unsubstituted_variable(tmp_path: Path) -> None:
+    root = make_tree(tmp_path, edit(f"{WEB}/app/helmrelease.yaml", "${APP}.${DOMAIN}", "${APP}.${ZONE}"))
+    assert vk.render(root).problems == [
+        f"{WEB}/app/helmrelease.yaml: HelmRelease web: ${{ZONE}} has no value: set it in {WEB}/ks.yaml "
+        "spec.postBuild.substitute or in cluster-settings"]
+
+
+def test_variable_defaults_and_escapes_need_no_value() -> None:
+    text, missing = vk.substitute("a: ${A:=1}\nb: ${B:-x y}\nc: $${C}\nd: ${D}\n", {"D": "4"})
+    assert (text, missing) == ("a: 1\nb: x y\nc: ${C}\nd: 4\n", [])
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("apiVersion: v1\n", "line 1: the file must start with '---'"),
+    ("---\napiVersion: v1\n", "line 2: missing '# yaml-language-server: $schema=<url>' comment"),
+])
+def test_missing_header(tmp_path: Path, text: str, expected: str) -> None:
+    rel = "kubernetes/apps/demo/namespace.yaml"
+    body = MINI[rel].split("\n", 1)[1]
+    root = make_tree(tmp_path, {rel: text + body}, raw=True)
+    assert vk.check_headers(root) == [f"{rel}: {expected}"]
+
+
+def test_plaintext_secret(tmp_path: Path) -> None:
+    secret = ("# yaml-language-server: $schema=https://example.com/secret.json\n"
+              "apiVersion: v1\nkind: Secret\nmetadata: {name: web-token}\nstringData: {token: hunter2}\n")
+    encrypted = secret.replace("web-token", "web-sops") + "sops: {version: 3.10.2}\n"
+    root = make_tree(tmp_path, {f"{WEB}/app/secret.yaml": secret, f"{WEB}/app/secret-sops.yaml": encrypted})
+    assert vk.check_plaintext_secrets(root) == [
+        f"{WEB}/app/secret.yaml: Secret web-token: plaintext data in Git; use an ExternalSecret "
+        "(ClusterSecretStore onepassword) or encrypt it with SOPS"]
+
+
+def test_pulumi_owned_layer_in_tree(tmp_path: Path) -> None:
+    changes = {**edit(f"{WEB}/app/ocirepository.yaml", "bjw-s-labs/helm/app-template", "cilium/charts/cilium")}
+    root = make_tree(tmp_path, changes)
+    assert vk.check_pulumi_owned(vk.render(root)) == [
+        f"{WEB}/app/helmrelease.yaml: HelmRelease demo/web: cilium is deployed by Pulumi (Cilium layer); "
+        "remove it from the Flux tree"]
+
+
+def test_namespace_without_pod_security_label(tmp_path: Path) -> None:
+    rel = "kubernetes/apps/demo/namespace.yaml"
+    root = make_tree(tmp_path, edit(rel, "pod-security.kubernetes.io/enforce: baseline", "team: web"))
+    assert vk.check_namespaces(vk.render(root)) == [
+        f"{rel}: metadata.labels: Namespace demo needs pod-security.kubernetes.io/enforce set to one of "
+        "baseline, privileged, restricted"]
+
+
+def test_app_without_helmrelease_or_reason(tmp_path: Path) -> None:
+    rel = "kubernetes/apps/demo/stores/app/kustomization.yaml"
+    root = make_tree(tmp_path, edit(rel, "# no-helmrelease: only the secret store\n", ""))
+    assert vk.check_app_layout(root) == [
+        "kubernetes/apps/demo/stores/app/helmrelease.yaml: missing: add one, or say why the app has none with a "
+        "'# no-helmrelease: <reason>' comment in app/kustomization.yaml"]
+
+
+def test_unused_manifest(tmp_path: Path) -> None:
+    root = make_tree(tmp_path, {f"{WEB}/app/pvc.yaml": MINI["kubernetes/apps/demo/namespace.yaml"]})
+    assert vk.check_unused_files(vk.render(root)) == [
+        f"{WEB}/app/pvc.yaml: unused: no Flux Kustomization builds it (list it in a kustomization.yaml "
+        "reachable from kubernetes/flux/cluster)"]
+
+
+def test_schema_invalid_custom_resource(tmp_path: Path) -> None:
+    rel = "kubernetes/apps/demo/stores/app/clustersecretstore.yaml"
+    root = make_tree(tmp_path, edit(rel, "connectHost:", "connectHostname:"))
+    assert vk.check_schemas(vk.render(root), _schemas()) == [
+        f"{rel}: ClusterSecretStore onepassword: spec.provider.onepassword: 'connectHost' is a required property",
+        f"{rel}: ClusterSecretStore onepassword: spec.provider.onepassword: Additional properties are not allowed "
+        "('connectHostname' was unexpected)"]
+
+
+def test_schema_invalid_builtin_kind(tmp_path: Path) -> None:
+    rel = "kubernetes/apps/demo/namespace.yaml"
+    root = make_tree(tmp_path, edit(rel, "  name: demo\n", "  name: demo\n  lables: {team: web}\n"))
+    assert vk.check_schemas(vk.render(root), _schemas()) == [
+        f"{rel}: Namespace demo: metadata: Additional properties are not allowed ('lables' was unexpected)"]
+
+
+def test_schema_invalid_after_helmrelease_defaults(tmp_path: Path) -> None:
+    """The HelmRelease defaults patched in by cluster-apps are validated with each HelmRelease."""
+    rel = "kubernetes/flux/cluster/ks.yaml"
+    patch = ("            substituteFrom: [{kind: ConfigMap, name: cluster-settings}]\n"
+             "          patches:\n"
+             "            - target: {group: helm.toolkit.fluxcd.io, kind: HelmRelease}\n"
+             "              patch: |-\n"
+             "                apiVersion: helm.toolkit.fluxcd.io/v2\n"
+             "                kind: HelmRelease\n"
+             "                metadata: {name: all}\n"
+             "                spec: {install: {crds: Always}}\n")
+    root = make_tree(tmp_path, edit(rel, "            substituteFrom: [{kind: ConfigMap, name: cluster-settings}]\n",
+                                    patch))
+    assert vk.check_schemas(vk.render(root), _schemas()) == [
+        f"{WEB}/app/helmrelease.yaml: HelmRelease demo/web: spec.install.crds: 'Always' is not one of "
+        "['Skip', 'Create', 'CreateReplace']"]
