@@ -30,6 +30,9 @@ typecheck: $(VENV)/.installed
 unit: $(VENV)/.installed
 	$(PY) -m pytest -q
 
+validate: $(VENV)/.installed ## build and validate every Flux Kustomization in kubernetes/ (needs kubectl)
+	$(PY) -m tools.validate_kubernetes
+
 schema: $(VENV)/.installed ## write the JSON schema of the stack config (editors validate Pulumi.*.yaml)
 	$(PY) -m stacks.schema
 

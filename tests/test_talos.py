@@ -165,7 +165,7 @@ def test_five_control_planes_and_seven_workers() -> None:
     assert len(capture.of_type(APPLY)) == 12
     assert chain_of(capture) == [f"home-apply-node-{i}" for i in range(5)]
     (boot,) = capture.of_type(BOOTSTRAP)
-    assert boot.inputs["node"] == "10.0.10.20"
+    assert boot.inputs["node"] == "10.0.10.100"
 
 
 def test_apply_mode_from_config() -> None:
