@@ -41,7 +41,7 @@ def generated_nodes(control_planes: int, workers: int, base: str = "10.0.10") ->
         nodes.append(
             {
                 "name": f"node-{i}",
-                "address": f"{base}.{20 + i}",
+                "address": f"{base}.{100 + i}",
                 "role": "controlplane" if i < control_planes else "worker",
                 "installDisk": {"path": f"/dev/disk/by-id/ata-disk-{i}"},
                 "osdDisks": [f"/dev/disk/by-id/nvme-osd-{i}"],
