@@ -31,6 +31,20 @@ def namespace(name: str, namespace_name: str, level: str, opts: pulumi.ResourceO
     )
 
 
+PREEXISTING_NAMESPACES = frozenset({"kube-system"})
+"""Namespaces every cluster already has; Talos exempts kube-system from pod-security enforcement
+(https://www.talos.dev/v1.13/kubernetes-guides/configuration/pod-security/)."""
+
+
+def layer_namespace(
+    name: str, namespace_name: str, level: str, opts: pulumi.ResourceOptions
+) -> k8s.core.v1.Namespace | None:
+    """The namespace a layer deploys into, or ``None`` when it already exists (kube-system)."""
+    if namespace_name in PREEXISTING_NAMESPACES:
+        return None
+    return namespace(name, namespace_name, level, opts)
+
+
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """Merge chart values: maps merge recursively, everything else is replaced by ``override``."""
     out = dict(base)

@@ -195,6 +195,12 @@ class LayerConfig(Model):
     )
 
 
+# Layer sections live in their own modules and build on the classes above, so they
+# are imported here, after those classes exist (stacks/__init__.py imports this
+# module first, whichever section module a caller imports).
+from stacks.config_network import CiliumConfig, CorednsConfig, SpegelConfig  # noqa: E402
+
+
 class StackConfig(Model):
     """The whole stack: one field per ``homelab:<section>`` key.
 
@@ -204,6 +210,9 @@ class StackConfig(Model):
 
     cluster: ClusterConfig = Field(description="Cluster-wide Talos/Kubernetes settings.")
     nodes: tuple[NodeConfig, ...] = Field(min_length=1, description="The machines, in order.")
+    cilium: CiliumConfig | None = Field(None, description="Cilium CNI, LoadBalancer pool and L2 announcements.")
+    coredns: CorednsConfig | None = Field(None, description="CoreDNS from its chart (Talos's own is disabled).")
+    spegel: SpegelConfig | None = Field(None, description="Spegel peer-to-peer image mirror.")
 
     @property
     def control_planes(self) -> tuple[NodeConfig, ...]:
@@ -239,6 +248,18 @@ class StackConfig(Model):
                 problems.append(f"{where}.address: {node.address} is the gateway")
         if not self.control_planes:
             problems.append("nodes: no node has role controlplane (at least one is needed)")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _sections(self) -> StackConfig:
+        """Rules across sections: a layer section may define ``cross_check(cluster, nodes)``."""
+        problems: list[str] = []
+        for name in type(self).model_fields:
+            check = getattr(getattr(self, name), "cross_check", None)
+            if callable(check):
+                problems.extend(check(self.cluster, self.nodes))
         if problems:
             raise ValueError("\n".join(problems))
         return self

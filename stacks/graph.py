@@ -10,9 +10,15 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components import coredns as coredns_layer
+from components import spegel as spegel_layer
+from components.cilium import Cilium, CiliumArgs
+from components.coredns import CoreDNS, CoreDNSArgs
+from components.spegel import Spegel, SpegelArgs
 from components.talos import TalosCluster, TalosClusterArgs
 from stacks import secrets as secret_inputs
 from stacks.config import StackConfig
+from stacks.config_network import cluster_dns_ip
 from stacks.secrets import SecretInputs
 
 
@@ -23,6 +29,10 @@ class Graph:
     talos: TalosCluster
     provider: k8s.Provider
     secrets: SecretInputs
+    cilium: Cilium | None = None
+    """The CNI; layers that need pod networking depend on ``cilium.ready``."""
+    coredns: CoreDNS | None = None
+    spegel: Spegel | None = None
 
     @property
     def outputs(self) -> dict[str, pulumi.Input[object]]:
@@ -50,9 +60,37 @@ def build(cfg: StackConfig, secrets: SecretInputs | None = None) -> Graph:
     ``secrets`` defaults to the secret inputs set with ``pulumi config set --secret``.
     """
     secrets = secrets if secrets is not None else secret_inputs.from_config()
+    # Layers that change the machine config contribute Talos patches (empty when off).
+    layer_patches = [*coredns_layer.talos_patches(cfg.coredns), *spegel_layer.talos_patches(cfg.spegel)]
     talos = TalosCluster(
         cfg.cluster.name,
-        TalosClusterArgs(cluster=cfg.cluster, nodes=cfg.nodes),
+        TalosClusterArgs(cluster=cfg.cluster, nodes=cfg.nodes, layer_patches=layer_patches),
     )
     provider = kubernetes_provider(talos)
-    return Graph(talos=talos, provider=provider, secrets=secrets)
+    # Cilium first: nodes stay NotReady until a CNI runs, and Talos reboots them after ~10 min.
+    cilium = (
+        Cilium(
+            "cilium",
+            CiliumArgs(config=cfg.cilium, pod_subnet=cfg.cluster.pod_subnet, node_count=len(cfg.nodes)),
+            opts=pulumi.ResourceOptions(provider=provider),
+        )
+        if cfg.cilium is not None and cfg.cilium.enabled
+        else None
+    )
+    # Layers with pods wait for the CNI, not for each other.
+    after_cni = pulumi.ResourceOptions(provider=provider, depends_on=cilium.ready if cilium is not None else [])
+    coredns = (
+        CoreDNS(
+            "coredns",
+            CoreDNSArgs(config=cfg.coredns, dns_ip=cluster_dns_ip(cfg.cluster.service_subnet)),
+            opts=after_cni,
+        )
+        if cfg.coredns is not None and cfg.coredns.enabled
+        else None
+    )
+    spegel = (
+        Spegel("spegel", SpegelArgs(config=cfg.spegel), opts=after_cni)
+        if cfg.spegel is not None and cfg.spegel.enabled
+        else None
+    )
+    return Graph(talos=talos, provider=provider, secrets=secrets, cilium=cilium, coredns=coredns, spegel=spegel)

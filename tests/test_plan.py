@@ -33,7 +33,7 @@ def test_plan_succeeds_and_prints_the_tree(artifacts: tuple[subprocess.Completed
     proc, _ = artifacts
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0].startswith("homelab:index:TalosCluster home (")
+    assert any(line.startswith("homelab:index:TalosCluster home (") for line in lines)
     assert any("ConfigurationApply home-apply-k8s-0" in line for line in lines)
     assert any("Secrets home-secrets [protect]" in line for line in lines)
     summary = next(line for line in lines if " resources, " in line)
