@@ -18,8 +18,8 @@ and every agent waits until all of them exist before it reports ready
 children are awaited (helm.v4 waits for the DaemonSet and Deployment), so the
 custom resources here, which depend on the chart, are created once the CRDs exist.
 If awaiting is ever skipped, pulumi-kubernetes still retries a create that fails
-with "no matches for kind" a few times before failing; a second ``pulumi up``
-then finishes the job.
+with "no matches for kind" a few times before failing (pulumi/pulumi-kubernetes
+#262, #1446); a second ``pulumi up`` then finishes the job.
 """
 
 from __future__ import annotations

@@ -1,13 +1,11 @@
 """Spegel: nodes serve each other the image layers they already have (peer-to-peer mirror).
 
-Two Talos facts (https://www.talos.dev/v1.13/talos-guides/configuration/containerd/,
-Spegel's Talos guide):
+Two Talos facts (Talos docs "Containerd" and "Spegel"; spegel.dev compatibility guide):
 - Talos's containerd throws unpacked layers away; Spegel can only serve layers
   that are kept. Talos merges ``/etc/cri/conf.d/20-customization.part`` into the
   CRI config; containerd 2.x (Talos 1.13) reads the setting from the
-  ``io.containerd.cri.v1.images`` plugin. Changing it restarts CRI, not the node.
-  If you customise containerd yourself, put this setting in your own file instead
-  (Talos allows one ``create`` of a path).
+  ``io.containerd.cri.v1.images`` plugin. If your own patches write that file
+  too, put this setting there and leave the layer's patch out.
 - Talos keeps containerd's registry host configs under ``/etc/cri/conf.d/hosts``
   (not ``/etc/containerd/certs.d``); Spegel writes its mirror entries there.
 
