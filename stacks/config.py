@@ -198,6 +198,7 @@ class LayerConfig(Model):
 # Layer sections live in their own modules and build on the classes above, so they
 # are imported here, after those classes exist (stacks/__init__.py imports this
 # module first, whichever section module a caller imports).
+from stacks.config_external import DnsConfig, OnePasswordConfig  # noqa: E402
 from stacks.config_network import CiliumConfig, CorednsConfig, SpegelConfig  # noqa: E402
 
 
@@ -213,6 +214,10 @@ class StackConfig(Model):
     cilium: CiliumConfig | None = Field(None, description="Cilium CNI, LoadBalancer pool and L2 announcements.")
     coredns: CorednsConfig | None = Field(None, description="CoreDNS from its chart (Talos's own is disabled).")
     spegel: SpegelConfig | None = Field(None, description="Spegel peer-to-peer image mirror.")
+    onepassword: OnePasswordConfig | None = Field(
+        None, description="1Password: secret inputs read from items; backups of the cluster's own secrets."
+    )
+    dns: DnsConfig | None = Field(None, description="Cloudflare DNS records of one zone.")
 
     @property
     def control_planes(self) -> tuple[NodeConfig, ...]:

@@ -6,6 +6,7 @@ Only real dependencies become edges, so independent layers deploy in parallel.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -21,6 +22,10 @@ from stacks.config import StackConfig
 from stacks.config_network import cluster_dns_ip
 from stacks.secrets import SecretInputs
 
+if TYPE_CHECKING:
+    from components.dns import CloudflareDns
+    from components.onepassword import OnePassword
+
 
 @dataclass(frozen=True)
 class Graph:
@@ -33,6 +38,10 @@ class Graph:
     """The CNI; layers that need pod networking depend on ``cilium.ready``."""
     coredns: CoreDNS | None = None
     spegel: Spegel | None = None
+    onepassword: OnePassword | None = None
+    """Secret inputs read from 1Password and backups of the cluster's secrets (``homelab:onepassword``)."""
+    dns: CloudflareDns | None = None
+    """Cloudflare records (``homelab:dns``)."""
 
     @property
     def outputs(self) -> dict[str, pulumi.Input[object]]:
@@ -54,10 +63,42 @@ def kubernetes_provider(talos: TalosCluster) -> k8s.Provider:
     )
 
 
+def onepassword_layer(cfg: StackConfig, talos: TalosCluster) -> OnePassword | None:
+    """The 1Password layer when ``homelab:onepassword`` is set; its SDK is imported only then."""
+    if cfg.onepassword is None:
+        return None
+    from components.onepassword import OnePassword, OnePasswordArgs  # noqa: PLC0415 - SDK only when used
+
+    return OnePassword(
+        "onepassword",
+        OnePasswordArgs(
+            config=cfg.onepassword,
+            cluster_name=cfg.cluster.name,
+            machine_secrets=talos.machine_secrets,
+            talosconfig=talos.talosconfig,
+            kubeconfig=talos.kubeconfig,
+        ),
+    )
+
+
+def dns_layer(cfg: StackConfig) -> CloudflareDns | None:
+    """The Cloudflare layer when ``homelab:dns`` is set.
+
+    ``pulumi_cloudflare`` costs seconds and ~120 MB to import, so it is imported only then.
+    """
+    if cfg.dns is None:
+        return None
+    from components.dns import CloudflareDns, CloudflareDnsArgs  # noqa: PLC0415 - SDK only when used
+
+    return CloudflareDns("cloudflare", CloudflareDnsArgs(config=cfg.dns))
+
+
 def build(cfg: StackConfig, secrets: SecretInputs | None = None) -> Graph:
     """Register every resource of the stack.
 
-    ``secrets`` defaults to the secret inputs set with ``pulumi config set --secret``.
+    ``secrets`` defaults to the secret inputs set with ``pulumi config set --secret``;
+    those listed in ``homelab:onepassword.items`` are read from 1Password instead
+    (an input set both ways is a config error, so neither silently wins).
     """
     secrets = secrets if secrets is not None else secret_inputs.from_config()
     # Layers that change the machine config contribute Talos patches (empty when off).
@@ -67,6 +108,10 @@ def build(cfg: StackConfig, secrets: SecretInputs | None = None) -> Graph:
         TalosClusterArgs(cluster=cfg.cluster, nodes=cfg.nodes, layer_patches=layer_patches),
     )
     provider = kubernetes_provider(talos)
+    onepassword = onepassword_layer(cfg, talos)
+    if onepassword is not None:
+        secrets = secret_inputs.combine(secrets, onepassword.secrets)
+    dns = dns_layer(cfg)  # independent of the cluster: deploys in parallel with it
     # Cilium first: nodes stay NotReady until a CNI runs, and Talos reboots them after ~10 min.
     cilium = (
         Cilium(
@@ -93,4 +138,13 @@ def build(cfg: StackConfig, secrets: SecretInputs | None = None) -> Graph:
         if cfg.spegel is not None and cfg.spegel.enabled
         else None
     )
-    return Graph(talos=talos, provider=provider, secrets=secrets, cilium=cilium, coredns=coredns, spegel=spegel)
+    return Graph(
+        talos=talos,
+        provider=provider,
+        secrets=secrets,
+        cilium=cilium,
+        coredns=coredns,
+        spegel=spegel,
+        onepassword=onepassword,
+        dns=dns,
+    )

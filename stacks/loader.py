@@ -16,7 +16,7 @@ from pulumi.runtime import config as runtime_config
 from pydantic import ValidationError
 
 from stacks.config import NAMESPACE, StackConfig
-from stacks.secrets import SECRET_CONFIG_KEYS
+from stacks.secrets import SECRET_CONFIG_KEYS, config_key
 
 
 class ConfigError(pulumi.RunError):
@@ -88,11 +88,13 @@ def parse(raw: Mapping[str, Any]) -> StackConfig:
     sections = _sections()
     data: dict[str, Any] = {}
     problems: list[str] = []
+    secret_keys: set[str] = set()
     for key, value in raw.items():
         ns, _, section = key.partition(":")
         if ns != NAMESPACE:
             continue
         if section in SECRET_CONFIG_KEYS:
+            secret_keys.add(section)
             continue  # read as secrets by stacks.secrets, never as plain config
         if section not in sections:
             problems.append(f"{key}: unknown key (known: {', '.join(sorted(sections))})")
@@ -103,9 +105,21 @@ def parse(raw: Mapping[str, Any]) -> StackConfig:
     except ValidationError as err:
         problems.extend(_format(err))
         raise ConfigError(problems) from None
+    problems.extend(_secrets_twice(cfg, secret_keys))
     if problems:
         raise ConfigError(problems)
     return cfg
+
+
+def _secrets_twice(cfg: StackConfig, secret_keys: set[str]) -> list[str]:
+    """A secret input may come from config or from 1Password, not both: no value silently shadows another."""
+    if cfg.onepassword is None:
+        return []
+    return [
+        f"{NAMESPACE}:{key}: also read from 1Password ({NAMESPACE}:onepassword.items.{key}); keep one of the two"
+        for key in map(config_key, cfg.onepassword.items.listed())
+        if key in secret_keys
+    ]
 
 
 def raw_config() -> dict[str, Any]:

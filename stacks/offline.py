@@ -113,6 +113,36 @@ def _machine_configuration(args: dict[str, Any]) -> dict[str, Any]:
     return {"machineConfiguration": f"# offline: {args.get('machineType')} config from {len(patches)} patches\n"}
 
 
+FAKE_ONEPASSWORD_PREFIX = "offline-op-"
+"""Every value a fake 1Password item holds starts with this (tests look for leaks by it)."""
+# Custom field labels every fake item carries (in one section "offline"), besides the
+# built-in fields; reading another label fails as it would against the real vault.
+FAKE_ONEPASSWORD_FIELDS = ("token", "age-key", "1password-credentials.json")
+_ONEPASSWORD_BUILTINS = ("password", "username", "credential", "noteValue", "privateKey", "privateKeyOpenssh")
+
+
+def _fake_vault(args: dict[str, Any]) -> dict[str, Any]:
+    # 1Password ids are 26 lower-case base-32 characters.
+    digest = hashlib.sha256(str(args.get("name") or args.get("uuid")).encode()).hexdigest()
+    return {"uuid": args.get("uuid") or digest[:26], "name": args.get("name") or "offline", "description": ""}
+
+
+def _fake_item(args: dict[str, Any]) -> dict[str, Any]:
+    title = args.get("title") or "offline"
+    value = f"{FAKE_ONEPASSWORD_PREFIX}{title}-"
+    fields = [
+        {"id": label, "label": label, "purpose": "", "type": "CONCEALED", "value": value + label}
+        for label in FAKE_ONEPASSWORD_FIELDS
+    ]
+    return {
+        "uuid": hashlib.sha256(f"{args.get('vault')}/{title}".encode()).hexdigest()[:26],
+        "title": title,
+        "category": "password",
+        **{name: value + name for name in _ONEPASSWORD_BUILTINS},
+        "sections": [{"id": "offline", "label": "offline", "fields": fields}],
+    }
+
+
 # Extra outputs per resource type (the id under "id"), on top of the echoed inputs.
 RESOURCE_OUTPUTS: dict[str, Callable[[pulumi.runtime.MockResourceArgs], dict[str, Any]]] = {
     "talos:machine/secrets:Secrets": lambda _: {
@@ -131,6 +161,9 @@ CALL_RESULTS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "talos:machine/getConfiguration:getConfiguration": _machine_configuration,
     "talos:client/getConfiguration:getConfiguration": lambda _: {"talosConfig": "context: offline\n"},
     "talos:cluster/getHealth:getHealth": lambda _: {"id": "healthy"},
+    # Data-source results carry no secret flag (the program wraps what it picks).
+    "onepassword:index/getVault:getVault": _fake_vault,
+    "onepassword:index/getItem:getItem": _fake_item,
 }
 
 

@@ -44,3 +44,17 @@ def from_config() -> SecretInputs:
     """Secret inputs set with ``pulumi config set --secret homelab:<key>``; ``None`` where unset."""
     cfg = pulumi.Config(NAMESPACE)
     return SecretInputs(**{f.name: cfg.get_secret(config_key(f.name)) for f in fields(SecretInputs)})
+
+
+def combine(base: SecretInputs, extra: SecretInputs) -> SecretInputs:
+    """``base`` with the inputs ``extra`` supplies filled in (e.g. config secrets + 1Password).
+
+    An input set in both is an error, not a silent override: the loader already
+    rejects such a config with one line (see ``loader.parse``).
+    """
+    names = [f.name for f in fields(SecretInputs)]
+    both = [n for n in names if getattr(base, n) is not None and getattr(extra, n) is not None]
+    if both:
+        raise ValueError(f"secret inputs given twice: {', '.join(config_key(n) for n in both)}")
+    picked = {n: getattr(base, n) if getattr(base, n) is not None else getattr(extra, n) for n in names}
+    return SecretInputs(**picked)
