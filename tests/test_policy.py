@@ -444,7 +444,7 @@ def test_home_has_no_blocking_violation(home):
     assert blocking(home) == []
 
 
-def test_home_top_level_holds_only_components_and_providers(home):
+def test_pack_sees_the_whole_home_graph(home):
     # Guards the check above: the pack saw the real graph, not an empty one.
     runner = pack.Runner(home)
     assert len(runner.entries) == len(home.resources) > 10
@@ -459,6 +459,22 @@ def test_unprotected_talos_secrets_caught(home):
     found = blocking(broken)
     assert [v.policy for v in found] == ["protect-cluster-state"]
     assert found[0].resource.endswith("-secrets")
+
+
+def test_unprotected_ceph_cluster_caught(home):
+    def unprotect(r):
+        r.protect = False
+
+    found = blocking(with_resource(home, of_type(rules.CEPH_CLUSTER), unprotect))
+    assert [v.policy for v in found] == ["protect-cluster-state"]
+
+
+def test_latest_ceph_image_caught(home):
+    def float_image(r):
+        r.inputs["spec"]["cephVersion"]["image"] = "quay.io/ceph/ceph:latest"
+
+    found = blocking(with_resource(home, of_type(rules.CEPH_CLUSTER), float_image))
+    assert [v.policy for v in found] == ["no-floating-images"] and "spec.cephVersion.image" in found[0].message
 
 
 def test_latest_image_in_talos_config_caught(home):
