@@ -82,10 +82,7 @@ def onepassword_layer(cfg: StackConfig, talos: TalosCluster) -> OnePassword | No
 
 
 def dns_layer(cfg: StackConfig) -> CloudflareDns | None:
-    """The Cloudflare layer when ``homelab:dns`` is set.
-
-    ``pulumi_cloudflare`` costs seconds and ~120 MB to import, so it is imported only then.
-    """
+    """The Cloudflare layer when ``homelab:dns`` is set (without importing ``pulumi_cloudflare``: see its module)."""
     if cfg.dns is None:
         return None
     from components.dns import CloudflareDns, CloudflareDnsArgs  # noqa: PLC0415 - SDK only when used

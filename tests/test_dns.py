@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from components import dns
 from stacks import loader, offline
 from stacks.config_external import DnsConfig
 from stacks.loader import ConfigError
@@ -274,9 +277,41 @@ def test_minimal_stack_imports_neither_sdk() -> None:
     assert "talos:machine/bootstrap:Bootstrap" in result["types"]
 
 
-def test_home_stack_uses_the_cloudflare_sdk(home: offline.Capture) -> None:
-    # The counterpart of the test above: with homelab:dns set the records exist, so the probe's
-    # "not imported" is about the layer being off, not about a program that never imports it.
-    assert "homelab:dns" in yaml.safe_load(HOME.read_text())["config"]
-    assert home.of_type(RECORD)
-    assert "pulumi_cloudflare" in sys.modules
+def test_home_stack_plans_records_without_the_cloudflare_sdk() -> None:
+    # The 1Password SDK is imported because its layer is on: the probe does see imports.
+    result = probe(str(HOME))
+    assert RECORD in result["types"]
+    assert result["pulumi_onepassword"] is True
+    assert result["pulumi_cloudflare"] is False
+
+
+# Registers the same record with the SDK's class and with ours; the engine must see the same request.
+PARITY = """
+import warnings
+warnings.simplefilter("ignore", DeprecationWarning)
+import pulumi_cloudflare as cloudflare
+from components.dns import DnsRecord
+
+RECORDS = {
+    "a": dict(name="a.example.com", type="A", content="203.0.113.1", ttl=1, proxied=True, comment="c"),
+    "mx": dict(name="example.com", type="MX", content="mx.example.net", ttl=300, proxied=False, priority=10),
+}
+for key, args in RECORDS.items():
+    args = dict(zone_id="0123456789abcdef0123456789abcdef", **args)
+    cloudflare.DnsRecord(f"sdk-{key}", **args)
+    DnsRecord(f"ours-{key}", **args)
+"""
+
+
+def test_record_registers_like_the_sdk_resource(tmp_path: Path) -> None:
+    program = tmp_path / "parity.py"
+    program.write_text(PARITY)
+    capture = offline.run("parity", {}, [], program=program)
+    assert len(capture.resources) == 4
+    for key in ("a", "mx"):
+        sdk, ours = capture.by_name(f"sdk-{key}"), capture.by_name(f"ours-{key}")
+        assert ours.type == sdk.type == RECORD
+        assert ours.inputs == sdk.inputs
+        assert (ours.custom, ours.provider, ours.parent) == (sdk.custom, sdk.provider, sdk.parent)
+    sdk_utilities = importlib.import_module("pulumi_cloudflare._utilities")
+    assert sdk_utilities.get_version() == dns.PROVIDER_VERSION
