@@ -6,12 +6,17 @@ import copy
 import dataclasses
 import json
 import re
-from collections.abc import Callable
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
+from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime import rpc
+from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 from pulumi_policy import (
     EnforcementLevel,
     PolicyCustomTimeouts,
@@ -614,3 +619,60 @@ def test_remediation_secret_markers_reach_the_policy():
     assert isinstance(rules._raw(rules._raw(entry.remediate_props())["stringData"])["a"], Secret)
     assert entry.validate_props()["stringData"]["a"] == "x"
     assert pack.newly_secret(entry.wire, {"stringData": {"a": secret("x"), "b": secret("y")}}) == ["stringData.b"]
+
+
+# --- the pack as the Pulumi CLI runs it ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def analyzer() -> Iterator[Any]:
+    """``policy/__main__.py`` started as the CLI starts it (working directory policy/), over gRPC."""
+    proc = subprocess.Popen(
+        [sys.executable, "__main__.py"], cwd=ROOT / "policy", stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        yield analyzer_pb2_grpc.AnalyzerStub(channel)
+        channel.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def struct(props: dict[str, Any]) -> struct_pb2.Struct:
+    out = struct_pb2.Struct()
+    out.update(props)
+    return out
+
+
+def test_pack_serves_every_policy(analyzer):
+    info = analyzer.GetAnalyzerInfo(empty_pb2.Empty())
+    assert info.name == "homelab"
+    assert sorted(p.name for p in info.policies) == sorted(p.name for p in rules.POLICIES)
+
+
+def test_pack_reports_mandatory_violation_to_the_engine(analyzer):
+    request = analyzer_pb2.AnalyzeRequest(
+        type=rules.K8S_NAMESPACE,
+        properties=struct({"metadata": {"name": "rook-ceph"}}),
+        urn=urn(rules.K8S_NAMESPACE, "rook-namespace"),
+        name="rook-namespace",
+        options=analyzer_pb2.AnalyzerResourceOptions(parent=urn("homelab:index:Rook", "rook", ())),
+    )
+    diagnostics = analyzer.Analyze(request).diagnostics
+    assert [(d.policyName, d.enforcementLevel) for d in diagnostics] == [
+        ("namespace-pod-security", analyzer_pb2.MANDATORY)
+    ]
+
+
+def test_pack_remediates_plaintext_secret_values(analyzer):
+    props = {"stringData": {"token": secret("s3cr3t"), "user": "admin"}}
+    request = analyzer_pb2.AnalyzeRequest(
+        type=rules.K8S_SECRET, properties=struct(props), urn=urn(rules.K8S_SECRET, "s"), name="s"
+    )
+    (remediation,) = analyzer.Remediate(request).remediations
+    assert remediation.policyName == "kubernetes-secret-values-secret"
+    fixed = json_format.MessageToDict(remediation.properties)["stringData"]
+    assert fixed["user"] == secret("admin") and fixed["token"] == secret("s3cr3t")
