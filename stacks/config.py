@@ -199,6 +199,7 @@ class LayerConfig(Model):
 # are imported here, after those classes exist (stacks/__init__.py imports this
 # module first, whichever section module a caller imports).
 from stacks.config_external import DnsConfig, OnePasswordConfig  # noqa: E402
+from stacks.config_flux import FluxConfig  # noqa: E402
 from stacks.config_network import CiliumConfig, CorednsConfig, SpegelConfig  # noqa: E402
 
 
@@ -218,6 +219,9 @@ class StackConfig(Model):
         None, description="1Password: secret inputs read from items; backups of the cluster's own secrets."
     )
     dns: DnsConfig | None = Field(None, description="Cloudflare DNS records of one zone.")
+    flux: FluxConfig | None = Field(
+        None, description="Flux bootstrap: flux-operator, a FluxInstance syncing this repository, bootstrap Secrets."
+    )
 
     @property
     def control_planes(self) -> tuple[NodeConfig, ...]:

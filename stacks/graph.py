@@ -15,11 +15,14 @@ from components import coredns as coredns_layer
 from components import spegel as spegel_layer
 from components.cilium import Cilium, CiliumArgs
 from components.coredns import CoreDNS, CoreDNSArgs
+from components.flux import Flux, FluxArgs
 from components.spegel import Spegel, SpegelArgs
 from components.talos import TalosCluster, TalosClusterArgs
 from stacks import secrets as secret_inputs
 from stacks.config import StackConfig
+from stacks.config_flux import credential_problems
 from stacks.config_network import cluster_dns_ip
+from stacks.loader import ConfigError
 from stacks.secrets import SecretInputs
 
 if TYPE_CHECKING:
@@ -38,6 +41,8 @@ class Graph:
     """The CNI; layers that need pod networking depend on ``cilium.ready``."""
     coredns: CoreDNS | None = None
     spegel: Spegel | None = None
+    flux: Flux | None = None
+    """flux-operator, the FluxInstance and the bootstrap Secrets (``homelab:flux``)."""
     onepassword: OnePassword | None = None
     """Secret inputs read from 1Password and backups of the cluster's secrets (``homelab:onepassword``)."""
     dns: CloudflareDns | None = None
@@ -90,6 +95,12 @@ def dns_layer(cfg: StackConfig) -> CloudflareDns | None:
     return CloudflareDns("cloudflare", CloudflareDnsArgs(config=cfg.dns))
 
 
+def _given(cfg: StackConfig, secrets: SecretInputs, field_name: str) -> bool:
+    """Whether a secret input will be there: set in config, or listed as a 1Password item."""
+    listed = cfg.onepassword.items.listed() if cfg.onepassword is not None else {}
+    return getattr(secrets, field_name) is not None or field_name in listed
+
+
 def build(cfg: StackConfig, secrets: SecretInputs | None = None) -> Graph:
     """Register every resource of the stack.
 
@@ -98,6 +109,12 @@ def build(cfg: StackConfig, secrets: SecretInputs | None = None) -> Graph:
     (an input set both ways is a config error, so neither silently wins).
     """
     secrets = secrets if secrets is not None else secret_inputs.from_config()
+    # Config that depends on which secret inputs exist is checked before anything is registered.
+    problems = [
+        *credential_problems(cfg.flux, _given(cfg, secrets, "git_credentials")),
+    ]
+    if problems:
+        raise ConfigError(problems)
     # Layers that change the machine config contribute Talos patches (empty when off).
     layer_patches = [*coredns_layer.talos_patches(cfg.coredns), *spegel_layer.talos_patches(cfg.spegel)]
     talos = TalosCluster(
@@ -135,7 +152,26 @@ def build(cfg: StackConfig, secrets: SecretInputs | None = None) -> Graph:
         if cfg.spegel is not None and cfg.spegel.enabled
         else None
     )
+    # Flux waits for pod networking and cluster DNS only (it pulls from Git by host
+    # name), not for storage or certificates: apps that need those wait inside Flux.
+    flux = (
+        Flux(
+            "flux",
+            FluxArgs(
+                config=cfg.flux,
+                git_credentials=secrets.git_credentials,
+                sops_age_key=secrets.sops_age_key,
+                onepassword_connect_credentials=secrets.onepassword_connect_credentials,
+                onepassword_connect_token=secrets.onepassword_connect_token,
+                depends_on=[*(cilium.ready if cilium is not None else []), *([coredns] if coredns is not None else [])],
+            ),
+            opts=pulumi.ResourceOptions(provider=provider),
+        )
+        if cfg.flux is not None and cfg.flux.enabled
+        else None
+    )
     return Graph(
+        flux=flux,
         talos=talos,
         provider=provider,
         secrets=secrets,
