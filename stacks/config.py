@@ -201,6 +201,7 @@ class LayerConfig(Model):
 from stacks.config_external import DnsConfig, OnePasswordConfig  # noqa: E402
 from stacks.config_flux import FluxConfig  # noqa: E402
 from stacks.config_network import CiliumConfig, CorednsConfig, SpegelConfig  # noqa: E402
+from stacks.config_platform import CertManagerConfig, RookConfig  # noqa: E402
 
 
 class StackConfig(Model):
@@ -221,6 +222,12 @@ class StackConfig(Model):
     dns: DnsConfig | None = Field(None, description="Cloudflare DNS records of one zone.")
     flux: FluxConfig | None = Field(
         None, description="Flux bootstrap: flux-operator, a FluxInstance syncing this repository, bootstrap Secrets."
+    )
+    cert_manager: CertManagerConfig | None = Field(
+        None, description="cert-manager with its CRDs and Let's Encrypt ClusterIssuers (Cloudflare DNS-01)."
+    )
+    rook: RookConfig | None = Field(
+        None, description="Rook-Ceph: operator, a CephCluster on the nodes' osdDisks, a pool and a StorageClass."
     )
 
     @property

@@ -13,15 +13,18 @@ import pulumi_kubernetes as k8s
 
 from components import coredns as coredns_layer
 from components import spegel as spegel_layer
+from components.cert_manager import CertManager, CertManagerArgs
 from components.cilium import Cilium, CiliumArgs
 from components.coredns import CoreDNS, CoreDNSArgs
 from components.flux import Flux, FluxArgs
+from components.rook import Rook, RookArgs
 from components.spegel import Spegel, SpegelArgs
 from components.talos import TalosCluster, TalosClusterArgs
 from stacks import secrets as secret_inputs
 from stacks.config import StackConfig
 from stacks.config_flux import credential_problems
 from stacks.config_network import cluster_dns_ip
+from stacks.config_platform import token_problems
 from stacks.loader import ConfigError
 from stacks.secrets import SecretInputs
 
@@ -47,6 +50,10 @@ class Graph:
     """Secret inputs read from 1Password and backups of the cluster's secrets (``homelab:onepassword``)."""
     dns: CloudflareDns | None = None
     """Cloudflare records (``homelab:dns``)."""
+    cert_manager: CertManager | None = None
+    """cert-manager and the Let's Encrypt ClusterIssuers (``homelab:certManager``)."""
+    rook: Rook | None = None
+    """Rook-Ceph: operator, CephCluster, pool, default StorageClass (``homelab:rook``)."""
 
     @property
     def outputs(self) -> dict[str, pulumi.Input[object]]:
@@ -112,6 +119,7 @@ def build(cfg: StackConfig, secrets: SecretInputs | None = None) -> Graph:
     # Config that depends on which secret inputs exist is checked before anything is registered.
     problems = [
         *credential_problems(cfg.flux, _given(cfg, secrets, "git_credentials")),
+        *token_problems(cfg.cert_manager, _given(cfg, secrets, "cloudflare_api_token")),
     ]
     if problems:
         raise ConfigError(problems)
@@ -170,7 +178,32 @@ def build(cfg: StackConfig, secrets: SecretInputs | None = None) -> Graph:
         if cfg.flux is not None and cfg.flux.enabled
         else None
     )
+    # cert-manager and Rook wait for the CNI only: not for each other, DNS, Spegel or Flux.
+    cert_manager = (
+        CertManager(
+            "cert-manager",
+            CertManagerArgs(
+                config=cfg.cert_manager,
+                cloudflare_api_token=secrets.cloudflare_api_token,
+                depends_on=cilium.ready if cilium is not None else [],
+            ),
+            opts=pulumi.ResourceOptions(provider=provider),
+        )
+        if cfg.cert_manager is not None and cfg.cert_manager.enabled
+        else None
+    )
+    rook = (
+        Rook(
+            "rook",
+            RookArgs(config=cfg.rook, nodes=cfg.nodes, depends_on=cilium.ready if cilium is not None else []),
+            opts=pulumi.ResourceOptions(provider=provider),
+        )
+        if cfg.rook is not None and cfg.rook.enabled
+        else None
+    )
     return Graph(
+        cert_manager=cert_manager,
+        rook=rook,
         flux=flux,
         talos=talos,
         provider=provider,
