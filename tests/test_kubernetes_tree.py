@@ -40,14 +40,41 @@ def real_render() -> vk.Render:
 def test_real_tree_renders_every_kustomization(real_render: vk.Render) -> None:
     assert real_render.problems == []
     names = {ks.name for ks in real_render.kustomizations}
-    assert {"cluster-apps", "external-secrets-stores", "ollama", "qdrant", "tautulli", "sabnzbd", "maintainerr",
-            "cloudnative-pg", "postgres", "wikijs", "garage", "actions-runner-controller", "actions-runners",
-            "volsync", "envoy-gateway", "envoy-gateway-config", "external-dns-cloudflare", "external-dns-unifi",
-            "kube-prometheus-stack", "loki"} <= names
+    assert {
+        "cluster-apps",
+        "external-secrets-stores",
+        "ollama",
+        "qdrant",
+        "tautulli",
+        "sabnzbd",
+        "maintainerr",
+        "cloudnative-pg",
+        "postgres",
+        "wikijs",
+        "garage",
+        "actions-runner-controller",
+        "actions-runners",
+        "volsync",
+        "envoy-gateway",
+        "envoy-gateway-config",
+        "external-dns-cloudflare",
+        "external-dns-unifi",
+        "kube-prometheus-stack",
+        "loki",
+    } <= names
 
 
-@pytest.mark.parametrize("check", [vk.check_unused_files, vk.check_kustomizations, vk.check_chart_sources,
-                                   vk.check_external_secrets, vk.check_pulumi_owned, vk.check_namespaces])
+@pytest.mark.parametrize(
+    "check",
+    [
+        vk.check_unused_files,
+        vk.check_kustomizations,
+        vk.check_chart_sources,
+        vk.check_external_secrets,
+        vk.check_pulumi_owned,
+        vk.check_namespaces,
+    ],
+)
 def test_real_tree_passes(real_render: vk.Render, check: object) -> None:
     assert callable(check)
     assert check(real_render) == []
@@ -256,7 +283,8 @@ def test_build_failure_names_the_kustomization(tmp_path: Path) -> None:
 def test_depends_on_unknown_kustomization(tmp_path: Path) -> None:
     root = make_tree(tmp_path, edit(f"{WEB}/ks.yaml", "[{name: stores}]", "[{name: external-secrets-stores}]"))
     assert vk.check_kustomizations(vk.render(root)) == [
-        f"{WEB}/ks.yaml: spec.dependsOn[0].name: no Kustomization named external-secrets-stores"]
+        f"{WEB}/ks.yaml: spec.dependsOn[0].name: no Kustomization named external-secrets-stores"
+    ]
 
 
 def test_depends_on_cycle(tmp_path: Path) -> None:
@@ -268,55 +296,75 @@ def test_depends_on_cycle(tmp_path: Path) -> None:
 def test_unknown_source_ref(tmp_path: Path) -> None:
     root = make_tree(tmp_path, edit(f"{WEB}/ks.yaml", "name: flux-system, namespace", "name: homelab, namespace"))
     assert vk.check_kustomizations(vk.render(root)) == [
-        f"{WEB}/ks.yaml: spec.sourceRef: no GitRepository named homelab in namespace flux-system"]
+        f"{WEB}/ks.yaml: spec.sourceRef: no GitRepository named homelab in namespace flux-system"
+    ]
 
 
-@pytest.mark.parametrize(("ref", "expected"), [
-    ("{semver: '>=4.0.0'}", "spec.ref.semver: '>=4.0.0' is a range; pin an exact spec.ref.tag"),
-    ("{tag: latest}", "spec.ref.tag: 'latest' is not an exact version"),
-])
+@pytest.mark.parametrize(
+    ("ref", "expected"),
+    [
+        ("{semver: '>=4.0.0'}", "spec.ref.semver: '>=4.0.0' is a range; pin an exact spec.ref.tag"),
+        ("{tag: latest}", "spec.ref.tag: 'latest' is not an exact version"),
+    ],
+)
 def test_unpinned_oci_chart(tmp_path: Path, ref: str, expected: str) -> None:
     root = make_tree(tmp_path, edit(f"{WEB}/app/ocirepository.yaml", "{tag: 4.3.0}", ref))
     assert vk.check_chart_sources(vk.render(root)) == [f"{WEB}/app/ocirepository.yaml: {expected}"]
 
 
-@pytest.mark.parametrize(("version", "expected"), [
-    ("      version: 1.x\n", "spec.chart.spec.version: '1.x' is not an exact version"),
-    ("", "spec.chart.spec.version: missing; pin an exact chart version"),
-])
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [
+        ("      version: 1.x\n", "spec.chart.spec.version: '1.x' is not an exact version"),
+        ("", "spec.chart.spec.version: missing; pin an exact chart version"),
+    ],
+)
 def test_unpinned_helm_repository_chart(tmp_path: Path, version: str, expected: str) -> None:
-    chart = ("  chart:\n    spec:\n      chart: podinfo\n" + version +
-             "      sourceRef: {kind: HelmRepository, name: podinfo}\n")
-    repository = ("# yaml-language-server: $schema=https://example.com/hrepo.json\n"
-                  "apiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nmetadata: {name: podinfo}\n"
-                  "spec: {interval: 1h, url: 'https://stefanprodan.github.io/podinfo'}\n")
-    changes = {**edit(f"{WEB}/app/helmrelease.yaml", "  chartRef: {kind: OCIRepository, name: web}\n", chart),
-               **edit(f"{WEB}/app/kustomization.yaml", "./ocirepository.yaml", "./helmrepository.yaml"),
-               f"{WEB}/app/helmrepository.yaml": repository, f"{WEB}/app/ocirepository.yaml": None}
+    chart = (
+        "  chart:\n    spec:\n      chart: podinfo\n"
+        + version
+        + "      sourceRef: {kind: HelmRepository, name: podinfo}\n"
+    )
+    repository = (
+        "# yaml-language-server: $schema=https://example.com/hrepo.json\n"
+        "apiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nmetadata: {name: podinfo}\n"
+        "spec: {interval: 1h, url: 'https://stefanprodan.github.io/podinfo'}\n"
+    )
+    changes = {
+        **edit(f"{WEB}/app/helmrelease.yaml", "  chartRef: {kind: OCIRepository, name: web}\n", chart),
+        **edit(f"{WEB}/app/kustomization.yaml", "./ocirepository.yaml", "./helmrepository.yaml"),
+        f"{WEB}/app/helmrepository.yaml": repository,
+        f"{WEB}/app/ocirepository.yaml": None,
+    }
     root = make_tree(tmp_path, changes)
     assert vk.check_chart_sources(vk.render(root)) == [f"{WEB}/app/helmrelease.yaml: {expected}"]
 
 
 def test_chart_source_missing(tmp_path: Path) -> None:
-    changes = {**edit(f"{WEB}/app/kustomization.yaml", "./ocirepository.yaml, ", ""),
-               f"{WEB}/app/ocirepository.yaml": None}
+    changes = {
+        **edit(f"{WEB}/app/kustomization.yaml", "./ocirepository.yaml, ", ""),
+        f"{WEB}/app/ocirepository.yaml": None,
+    }
     root = make_tree(tmp_path, changes)
     assert vk.check_chart_sources(vk.render(root)) == [
-        f"{WEB}/app/helmrelease.yaml: spec.chartRef: no OCIRepository named web in namespace demo in the tree"]
+        f"{WEB}/app/helmrelease.yaml: spec.chartRef: no OCIRepository named web in namespace demo in the tree"
+    ]
 
 
 def test_external_secret_with_wrong_store(tmp_path: Path) -> None:
     root = make_tree(tmp_path, edit(f"{WEB}/app/externalsecret.yaml", "name: onepassword", "name: vault"))
     assert vk.check_external_secrets(vk.render(root)) == [
         f"{WEB}/app/externalsecret.yaml: spec.secretStoreRef: no ClusterSecretStore named vault "
-        "(kind ClusterSecretStore); the tree defines: onepassword"]
+        "(kind ClusterSecretStore); the tree defines: onepassword"
+    ]
 
 
 def test_unsubstituted_variable(tmp_path: Path) -> None:
     root = make_tree(tmp_path, edit(f"{WEB}/app/helmrelease.yaml", "${APP}.${DOMAIN}", "${APP}.${ZONE}"))
     assert vk.render(root).problems == [
         f"{WEB}/app/helmrelease.yaml: HelmRelease web: ${{ZONE}} has no value: set it in {WEB}/ks.yaml "
-        "spec.postBuild.substitute or in cluster-settings"]
+        "spec.postBuild.substitute or in cluster-settings"
+    ]
 
 
 def test_variable_defaults_and_escapes_need_no_value() -> None:
@@ -324,10 +372,13 @@ def test_variable_defaults_and_escapes_need_no_value() -> None:
     assert (text, missing) == ("a: 1\nb: x y\nc: ${C}\nd: 4\n", [])
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("apiVersion: v1\n", "line 1: the file must start with '---'"),
-    ("---\napiVersion: v1\n", "line 2: missing '# yaml-language-server: $schema=<url>' comment"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("apiVersion: v1\n", "line 1: the file must start with '---'"),
+        ("---\napiVersion: v1\n", "line 2: missing '# yaml-language-server: $schema=<url>' comment"),
+    ],
+)
 def test_missing_header(tmp_path: Path, text: str, expected: str) -> None:
     rel = "kubernetes/apps/demo/namespace.yaml"
     body = MINI[rel].split("\n", 1)[1]
@@ -336,13 +387,16 @@ def test_missing_header(tmp_path: Path, text: str, expected: str) -> None:
 
 
 def test_plaintext_secret(tmp_path: Path) -> None:
-    secret = ("# yaml-language-server: $schema=https://example.com/secret.json\n"
-              "apiVersion: v1\nkind: Secret\nmetadata: {name: web-token}\nstringData: {token: hunter2}\n")
+    secret = (
+        "# yaml-language-server: $schema=https://example.com/secret.json\n"
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: web-token}\nstringData: {token: hunter2}\n"
+    )
     encrypted = secret.replace("web-token", "web-sops") + "sops: {version: 3.10.2}\n"
     root = make_tree(tmp_path, {f"{WEB}/app/secret.yaml": secret, f"{WEB}/app/secret-sops.yaml": encrypted})
     assert vk.check_plaintext_secrets(root) == [
         f"{WEB}/app/secret.yaml: Secret web-token: plaintext data in Git; use an ExternalSecret "
-        "(ClusterSecretStore onepassword) or encrypt it with SOPS"]
+        "(ClusterSecretStore onepassword) or encrypt it with SOPS"
+    ]
 
 
 def test_pulumi_owned_layer_in_tree(tmp_path: Path) -> None:
@@ -350,7 +404,8 @@ def test_pulumi_owned_layer_in_tree(tmp_path: Path) -> None:
     root = make_tree(tmp_path, changes)
     assert vk.check_pulumi_owned(vk.render(root)) == [
         f"{WEB}/app/helmrelease.yaml: HelmRelease demo/web: cilium is deployed by Pulumi (Cilium layer); "
-        "remove it from the Flux tree"]
+        "remove it from the Flux tree"
+    ]
 
 
 def test_namespace_without_pod_security_label(tmp_path: Path) -> None:
@@ -358,7 +413,8 @@ def test_namespace_without_pod_security_label(tmp_path: Path) -> None:
     root = make_tree(tmp_path, edit(rel, "pod-security.kubernetes.io/enforce: baseline", "team: web"))
     assert vk.check_namespaces(vk.render(root)) == [
         f"{rel}: metadata.labels: Namespace demo needs pod-security.kubernetes.io/enforce set to one of "
-        "baseline, privileged, restricted"]
+        "baseline, privileged, restricted"
+    ]
 
 
 def test_app_without_helmrelease_or_reason(tmp_path: Path) -> None:
@@ -366,14 +422,16 @@ def test_app_without_helmrelease_or_reason(tmp_path: Path) -> None:
     root = make_tree(tmp_path, edit(rel, "# no-helmrelease: only the secret store\n", ""))
     assert vk.check_app_layout(root) == [
         "kubernetes/apps/demo/stores/app/helmrelease.yaml: missing: add one, or say why the app has none with a "
-        "'# no-helmrelease: <reason>' comment in app/kustomization.yaml"]
+        "'# no-helmrelease: <reason>' comment in app/kustomization.yaml"
+    ]
 
 
 def test_unused_manifest(tmp_path: Path) -> None:
     root = make_tree(tmp_path, {f"{WEB}/app/pvc.yaml": MINI["kubernetes/apps/demo/namespace.yaml"]})
     assert vk.check_unused_files(vk.render(root)) == [
         f"{WEB}/app/pvc.yaml: unused: no Flux Kustomization builds it (list it in a kustomization.yaml "
-        "reachable from kubernetes/flux/cluster)"]
+        "reachable from kubernetes/flux/cluster)"
+    ]
 
 
 def test_schema_invalid_custom_resource(tmp_path: Path) -> None:
@@ -382,29 +440,35 @@ def test_schema_invalid_custom_resource(tmp_path: Path) -> None:
     assert vk.check_schemas(vk.render(root), _schemas()) == [
         f"{rel}: ClusterSecretStore onepassword: spec.provider.onepassword: 'connectHost' is a required property",
         f"{rel}: ClusterSecretStore onepassword: spec.provider.onepassword: Additional properties are not allowed "
-        "('connectHostname' was unexpected)"]
+        "('connectHostname' was unexpected)",
+    ]
 
 
 def test_schema_invalid_builtin_kind(tmp_path: Path) -> None:
     rel = "kubernetes/apps/demo/namespace.yaml"
     root = make_tree(tmp_path, edit(rel, "  name: demo\n", "  name: demo\n  lables: {team: web}\n"))
     assert vk.check_schemas(vk.render(root), _schemas()) == [
-        f"{rel}: Namespace demo: metadata: Additional properties are not allowed ('lables' was unexpected)"]
+        f"{rel}: Namespace demo: metadata: Additional properties are not allowed ('lables' was unexpected)"
+    ]
 
 
 def test_schema_invalid_after_helmrelease_defaults(tmp_path: Path) -> None:
     """The HelmRelease defaults patched in by cluster-apps are validated with each HelmRelease."""
     rel = "kubernetes/flux/cluster/ks.yaml"
-    patch = ("            substituteFrom: [{kind: ConfigMap, name: cluster-settings}]\n"
-             "          patches:\n"
-             "            - target: {group: helm.toolkit.fluxcd.io, kind: HelmRelease}\n"
-             "              patch: |-\n"
-             "                apiVersion: helm.toolkit.fluxcd.io/v2\n"
-             "                kind: HelmRelease\n"
-             "                metadata: {name: all}\n"
-             "                spec: {install: {crds: Always}}\n")
-    root = make_tree(tmp_path, edit(rel, "            substituteFrom: [{kind: ConfigMap, name: cluster-settings}]\n",
-                                    patch))
+    patch = (
+        "            substituteFrom: [{kind: ConfigMap, name: cluster-settings}]\n"
+        "          patches:\n"
+        "            - target: {group: helm.toolkit.fluxcd.io, kind: HelmRelease}\n"
+        "              patch: |-\n"
+        "                apiVersion: helm.toolkit.fluxcd.io/v2\n"
+        "                kind: HelmRelease\n"
+        "                metadata: {name: all}\n"
+        "                spec: {install: {crds: Always}}\n"
+    )
+    root = make_tree(
+        tmp_path, edit(rel, "            substituteFrom: [{kind: ConfigMap, name: cluster-settings}]\n", patch)
+    )
     assert vk.check_schemas(vk.render(root), _schemas()) == [
         f"{WEB}/app/helmrelease.yaml: HelmRelease demo/web: spec.install.crds: 'Always' is not one of "
-        "['Skip', 'Create', 'CreateReplace']"]
+        "['Skip', 'Create', 'CreateReplace']"
+    ]

@@ -59,9 +59,21 @@ PULUMI_NAMESPACES = {"flux-system", "external-secrets", "kube-system", "rook-cep
 #: Marker in app/kustomization.yaml explaining why an app has no HelmRelease.
 NO_HELMRELEASE_MARKER = "# no-helmrelease:"
 #: Cluster-scoped kinds used in the tree: targetNamespace does not apply to them.
-CLUSTER_SCOPED = {"Namespace", "ClusterSecretStore", "ClusterExternalSecret", "GatewayClass", "ClusterIssuer",
-                  "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "StorageClass",
-                  "PersistentVolume", "PriorityClass", "VolumeSnapshotClass", "IngressClass"}
+CLUSTER_SCOPED = {
+    "Namespace",
+    "ClusterSecretStore",
+    "ClusterExternalSecret",
+    "GatewayClass",
+    "ClusterIssuer",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "StorageClass",
+    "PersistentVolume",
+    "PriorityClass",
+    "VolumeSnapshotClass",
+    "IngressClass",
+}
 POD_SECURITY_LABEL = "pod-security.kubernetes.io/enforce"
 POD_SECURITY_LEVELS = {"privileged", "baseline", "restricted"}
 
@@ -151,8 +163,9 @@ def _kustomize_error(stderr: str, prefix: str) -> str:
     return message.replace(prefix, "")
 
 
-def build(root: Path, path: str, components: list[str] | None = None,
-          patches: list[dict[str, Any]] | None = None) -> tuple[str, str | None]:
+def build(
+    root: Path, path: str, components: list[str] | None = None, patches: list[dict[str, Any]] | None = None
+) -> tuple[str, str | None]:
     """Build ``path`` (repo-relative) like Flux does; return (YAML stream, error or None).
 
     A throw-away overlay adds the Kustomization's components and patches and asks
@@ -218,7 +231,7 @@ def substitute(text: str, variables: dict[str, str]) -> tuple[str, list[str]]:
             return variables[name]
         for operator in (":=", ":-", "=", "-"):
             if rest.startswith(operator):
-                return rest[len(operator):]
+                return rest[len(operator) :]
         missing.append(name)
         return ""
 
@@ -231,8 +244,9 @@ def _documents(stream: str) -> Iterator[str]:
             yield chunk
 
 
-def _variables(ks: FluxKustomization, configmaps: dict[tuple[str, str], dict[str, str]]) -> tuple[
-        dict[str, str], list[str]]:
+def _variables(
+    ks: FluxKustomization, configmaps: dict[tuple[str, str], dict[str, str]]
+) -> tuple[dict[str, str], list[str]]:
     post_build = ks.spec.get("postBuild") or {}
     variables: dict[str, str] = {}
     problems: list[str] = []
@@ -241,16 +255,19 @@ def _variables(ks: FluxKustomization, configmaps: dict[tuple[str, str], dict[str
         data = configmaps.get((ks.namespace, str(name))) if kind == "ConfigMap" else None
         if data is None:
             if not source.get("optional"):
-                problems.append(f"{ks.file}: spec.postBuild.substituteFrom[{index}]: no {kind} named {name} "
-                                f"in namespace {ks.namespace} in the tree")
+                problems.append(
+                    f"{ks.file}: spec.postBuild.substituteFrom[{index}]: no {kind} named {name} "
+                    f"in namespace {ks.namespace} in the tree"
+                )
             continue
         variables.update({str(key): str(value) for key, value in data.items()})
     variables.update({str(key): str(value) for key, value in (post_build.get("substitute") or {}).items()})
     return variables, problems
 
 
-def _render_one(root: Path, ks: FluxKustomization,
-                configmaps: dict[tuple[str, str], dict[str, str]]) -> tuple[list[BuiltObject], list[str]]:
+def _render_one(
+    root: Path, ks: FluxKustomization, configmaps: dict[tuple[str, str], dict[str, str]]
+) -> tuple[list[BuiltObject], list[str]]:
     spec_path = str(ks.spec.get("path", ""))
     path = os.path.normpath(spec_path).replace(os.sep, "/").lstrip("/")
     if not spec_path or path.startswith("..") or not (root / path).is_dir():
@@ -272,8 +289,10 @@ def _render_one(root: Path, ks: FluxKustomization,
             text, missing = substitute(yaml.safe_dump(obj, sort_keys=False), variables)
             label = f"{obj.get('kind')} {(obj.get('metadata') or {}).get('name')}"
             for name in dict.fromkeys(missing):
-                problems.append(f"{file}: {label}: ${{{name}}} has no value: set it in {ks.file} "
-                                "spec.postBuild.substitute or in cluster-settings")
+                problems.append(
+                    f"{file}: {label}: ${{{name}}} has no value: set it in {ks.file} "
+                    "spec.postBuild.substitute or in cluster-settings"
+                )
             try:
                 obj = yaml.safe_load(text)
             except yaml.YAMLError as exc:
@@ -288,8 +307,11 @@ def render(root: Path) -> Render:
     result = Render(root=root)
     configmaps: dict[tuple[str, str], dict[str, str]] = {}
     seen: dict[tuple[str, str], FluxKustomization] = {}
-    level = [FluxKustomization(name="flux-system", namespace="flux-system", file=ROOT_PATH,
-                               spec={"path": f"./{ROOT_PATH}", "prune": True})]
+    level = [
+        FluxKustomization(
+            name="flux-system", namespace="flux-system", file=ROOT_PATH, spec={"path": f"./{ROOT_PATH}", "prune": True}
+        )
+    ]
     workers = max(2, os.cpu_count() or 2)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         while level:
@@ -303,14 +325,20 @@ def render(root: Path) -> Render:
                         configmaps[(built.namespace, built.name)] = dict(built.obj.get("data") or {})
                 for built in objects:
                     if built.kind != "Kustomization" or not str(built.obj.get("apiVersion", "")).startswith(
-                            "kustomize.toolkit.fluxcd.io/"):
+                        "kustomize.toolkit.fluxcd.io/"
+                    ):
                         continue
-                    ks = FluxKustomization(name=built.name, namespace=built.namespace or "flux-system",
-                                           file=built.file, spec=dict(built.obj.get("spec") or {}))
+                    ks = FluxKustomization(
+                        name=built.name,
+                        namespace=built.namespace or "flux-system",
+                        file=built.file,
+                        spec=dict(built.obj.get("spec") or {}),
+                    )
                     key = (ks.namespace, ks.name)
                     if key in seen:
-                        result.problems.append(f"{ks.file}: metadata.name: Kustomization {ks.name} is also "
-                                               f"defined in {seen[key].file}")
+                        result.problems.append(
+                            f"{ks.file}: metadata.name: Kustomization {ks.name} is also defined in {seen[key].file}"
+                        )
                         continue
                     seen[key] = ks
                     result.kustomizations.append(ks)
@@ -356,11 +384,14 @@ def check_plaintext_secrets(root: Path) -> list[str]:
                 continue
             if doc.get("kind") == "Secret" and (doc.get("data") or doc.get("stringData")) and "sops" not in doc:
                 name = (doc.get("metadata") or {}).get("name")
-                problems.append(f"{rel}: Secret {name}: plaintext data in Git; use an ExternalSecret "
-                                "(ClusterSecretStore onepassword) or encrypt it with SOPS")
+                problems.append(
+                    f"{rel}: Secret {name}: plaintext data in Git; use an ExternalSecret "
+                    "(ClusterSecretStore onepassword) or encrypt it with SOPS"
+                )
             if doc.get("kind") in ("Kustomization", "Component") and doc.get("secretGenerator"):
-                problems.append(f"{rel}: secretGenerator: generates a plaintext Secret from Git; "
-                                "use an ExternalSecret instead")
+                problems.append(
+                    f"{rel}: secretGenerator: generates a plaintext Secret from Git; use an ExternalSecret instead"
+                )
     return problems
 
 
@@ -372,8 +403,10 @@ def check_app_layout(root: Path) -> list[str]:
         return [f"{_rel(root, apps)}: missing: the tree has no apps folder"]
     for namespace in sorted(path for path in apps.iterdir() if path.is_dir()):
         if not (namespace / "kustomization.yaml").is_file():
-            problems.append(f"{_rel(root, namespace)}/kustomization.yaml: missing: each namespace folder lists "
-                            "its namespace and its apps' ks.yaml")
+            problems.append(
+                f"{_rel(root, namespace)}/kustomization.yaml: missing: each namespace folder lists "
+                "its namespace and its apps' ks.yaml"
+            )
         for app in sorted(path for path in namespace.iterdir() if path.is_dir()):
             rel = _rel(root, app)
             if not (app / "ks.yaml").is_file():
@@ -382,10 +415,14 @@ def check_app_layout(root: Path) -> list[str]:
             if not kustomization.is_file():
                 problems.append(f"{rel}/app/kustomization.yaml: missing: each app's manifests live in app/")
                 continue
-            if not (app / "app" / "helmrelease.yaml").is_file() and \
-                    NO_HELMRELEASE_MARKER not in kustomization.read_text():
-                problems.append(f"{rel}/app/helmrelease.yaml: missing: add one, or say why the app has none "
-                                f"with a '{NO_HELMRELEASE_MARKER} <reason>' comment in app/kustomization.yaml")
+            if (
+                not (app / "app" / "helmrelease.yaml").is_file()
+                and NO_HELMRELEASE_MARKER not in kustomization.read_text()
+            ):
+                problems.append(
+                    f"{rel}/app/helmrelease.yaml: missing: add one, or say why the app has none "
+                    f"with a '{NO_HELMRELEASE_MARKER} <reason>' comment in app/kustomization.yaml"
+                )
     return problems
 
 
@@ -401,8 +438,10 @@ def check_unused_files(render_: Render) -> list[str]:
         rel = _rel(render_.root, path)
         if path.name == "kustomization.yaml" or rel in used:
             continue
-        problems.append(f"{rel}: unused: no Flux Kustomization builds it (list it in a kustomization.yaml "
-                        f"reachable from {ROOT_PATH})")
+        problems.append(
+            f"{rel}: unused: no Flux Kustomization builds it (list it in a kustomization.yaml "
+            f"reachable from {ROOT_PATH})"
+        )
     return problems
 
 
@@ -420,15 +459,20 @@ def check_kustomizations(render_: Render) -> list[str]:
             dep_namespace = dependency.get("namespace") or ks.namespace
             if (dep_namespace, dependency.get("name")) not in names:
                 where = "" if dep_namespace == ks.namespace else f" in namespace {dep_namespace}"
-                problems.append(f"{ks.file}: spec.dependsOn[{index}].name: no Kustomization named "
-                                f"{dependency.get('name')}{where}")
+                problems.append(
+                    f"{ks.file}: spec.dependsOn[{index}].name: no Kustomization named {dependency.get('name')}{where}"
+                )
     problems.extend(_cycles(render_.kustomizations))
     return problems
 
 
 def _cycles(kustomizations: list[FluxKustomization]) -> list[str]:
-    graph = {(ks.namespace, ks.name): [(dep.get("namespace") or ks.namespace, dep.get("name"))
-                                       for dep in ks.spec.get("dependsOn") or []] for ks in kustomizations}
+    graph = {
+        (ks.namespace, ks.name): [
+            (dep.get("namespace") or ks.namespace, dep.get("name")) for dep in ks.spec.get("dependsOn") or []
+        ]
+        for ks in kustomizations
+    }
     files = {(ks.namespace, ks.name): ks.file for ks in kustomizations}
     state: dict[tuple[str, str], int] = {}
     stack: list[tuple[str, str]] = []
@@ -442,7 +486,7 @@ def _cycles(kustomizations: list[FluxKustomization]) -> list[str]:
             if nxt not in graph:
                 continue
             if state.get(nxt) == 1:
-                cycle = stack[stack.index(nxt):]
+                cycle = stack[stack.index(nxt) :]
                 if frozenset(cycle) not in reported:
                     reported.add(frozenset(cycle))
                     chain = " -> ".join(name for _, name in [*cycle, nxt])
@@ -471,8 +515,9 @@ def check_chart_sources(render_: Render) -> list[str]:
             if ref.get("digest"):
                 continue
             if ref.get("semver"):
-                problems.append(f"{built.file}: spec.ref.semver: '{ref['semver']}' is a range; "
-                                "pin an exact spec.ref.tag")
+                problems.append(
+                    f"{built.file}: spec.ref.semver: '{ref['semver']}' is a range; pin an exact spec.ref.tag"
+                )
             elif not _exact(ref.get("tag")):
                 problems.append(f"{built.file}: spec.ref.tag: '{ref.get('tag', '')}' is not an exact version")
     for built in render_.objects:
@@ -483,20 +528,23 @@ def check_chart_sources(render_: Render) -> list[str]:
             ref = spec["chartRef"]
             namespace = ref.get("namespace") or built.namespace
             if render_.find(ref.get("kind", ""), namespace, ref.get("name", "")) is None:
-                problems.append(f"{built.file}: spec.chartRef: no {ref.get('kind')} named {ref.get('name')} "
-                                f"in namespace {namespace} in the tree")
+                problems.append(
+                    f"{built.file}: spec.chartRef: no {ref.get('kind')} named {ref.get('name')} "
+                    f"in namespace {namespace} in the tree"
+                )
         elif (spec.get("chart") or {}).get("spec"):
             chart = spec["chart"]["spec"]
             source = chart.get("sourceRef") or {}
             namespace = source.get("namespace") or built.namespace
             if render_.find(source.get("kind", ""), namespace, source.get("name", "")) is None:
-                problems.append(f"{built.file}: spec.chart.spec.sourceRef: no {source.get('kind')} named "
-                                f"{source.get('name')} in namespace {namespace} in the tree")
+                problems.append(
+                    f"{built.file}: spec.chart.spec.sourceRef: no {source.get('kind')} named "
+                    f"{source.get('name')} in namespace {namespace} in the tree"
+                )
             if "version" not in chart:
                 problems.append(f"{built.file}: spec.chart.spec.version: missing; pin an exact chart version")
             elif not _exact(chart["version"]):
-                problems.append(f"{built.file}: spec.chart.spec.version: '{chart['version']}' is not an exact "
-                                "version")
+                problems.append(f"{built.file}: spec.chart.spec.version: '{chart['version']}' is not an exact version")
         else:
             problems.append(f"{built.file}: spec: {built.ref()} has neither chart nor chartRef")
     return problems
@@ -512,8 +560,10 @@ def check_external_secrets(render_: Render) -> list[str]:
         ref = (built.obj.get("spec") or {}).get("secretStoreRef") or {}
         kind, name = ref.get("kind", "SecretStore"), ref.get("name")
         if kind != "ClusterSecretStore" or name not in stores:
-            problems.append(f"{built.file}: spec.secretStoreRef: no ClusterSecretStore named {name} "
-                            f"(kind {kind}); the tree defines: {', '.join(stores) or 'none'}")
+            problems.append(
+                f"{built.file}: spec.secretStoreRef: no ClusterSecretStore named {name} "
+                f"(kind {kind}); the tree defines: {', '.join(stores) or 'none'}"
+            )
     return problems
 
 
@@ -535,15 +585,21 @@ def check_pulumi_owned(render_: Render) -> list[str]:
         if built.kind == "HelmRelease":
             for candidate in (_chart_name(render_, built), built.name):
                 if candidate in PULUMI_CHARTS:
-                    problems.append(f"{built.file}: {built.ref()}: {candidate} is deployed by Pulumi "
-                                    f"({PULUMI_CHARTS[candidate]} layer); remove it from the Flux tree")
+                    problems.append(
+                        f"{built.file}: {built.ref()}: {candidate} is deployed by Pulumi "
+                        f"({PULUMI_CHARTS[candidate]} layer); remove it from the Flux tree"
+                    )
                     break
         elif built.kind in PULUMI_KINDS:
-            problems.append(f"{built.file}: {built.ref()}: {built.kind} belongs to Pulumi's "
-                            f"{PULUMI_KINDS[built.kind]} layer; remove it from the Flux tree")
+            problems.append(
+                f"{built.file}: {built.ref()}: {built.kind} belongs to Pulumi's "
+                f"{PULUMI_KINDS[built.kind]} layer; remove it from the Flux tree"
+            )
         elif built.kind == "Namespace" and built.name in PULUMI_NAMESPACES:
-            problems.append(f"{built.file}: Namespace {built.name}: created by Pulumi before Flux runs; "
-                            "do not declare it in the Flux tree")
+            problems.append(
+                f"{built.file}: Namespace {built.name}: created by Pulumi before Flux runs; "
+                "do not declare it in the Flux tree"
+            )
     return problems
 
 
@@ -556,8 +612,10 @@ def check_namespaces(render_: Render) -> list[str]:
             continue
         level = ((built.obj.get("metadata") or {}).get("labels") or {}).get(POD_SECURITY_LABEL)
         if level not in POD_SECURITY_LEVELS:
-            problems.append(f"{built.file}: metadata.labels: Namespace {built.name} needs {POD_SECURITY_LABEL} "
-                            f"set to one of {', '.join(sorted(POD_SECURITY_LEVELS))}")
+            problems.append(
+                f"{built.file}: metadata.labels: Namespace {built.name} needs {POD_SECURITY_LABEL} "
+                f"set to one of {', '.join(sorted(POD_SECURITY_LEVELS))}"
+            )
     for ks in render_.kustomizations:
         target = ks.spec.get("targetNamespace")
         if target and target not in declared and target not in PULUMI_NAMESPACES:
@@ -591,28 +649,39 @@ def check_schemas(render_: Render, schemas: Path) -> list[str]:
             validator_class = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
             errors = sorted(validator_class(schema).iter_errors(built.obj), key=lambda e: list(e.absolute_path))
             for error in errors:
-                problems.append(f"{built.file}: {built.ref()}: {_json_path(error.absolute_path)}: "
-                                f"{error.message[:200]}")
+                problems.append(
+                    f"{built.file}: {built.ref()}: {_json_path(error.absolute_path)}: {error.message[:200]}"
+                )
             continue
         if group and (crds / group).is_dir():
-            problems.append(f"{built.file}: {built.ref()}: apiVersion: no schema for {built.kind} {api_version} "
-                            f"in {crds.name}/{group}")
+            problems.append(
+                f"{built.file}: {built.ref()}: apiVersion: no schema for {built.kind} {api_version} "
+                f"in {crds.name}/{group}"
+            )
             continue
         try:
             kubernetes_validate.validate(built.obj, KUBERNETES_VERSION, strict=True)
         except kubernetes_validate.ValidationError as error:
             problems.append(f"{built.file}: {built.ref()}: {_json_path(error.path)}: {str(error.message)[:200]}")
         except kubernetes_validate.SchemaNotFoundError:
-            problems.append(f"{built.file}: {built.ref()}: apiVersion: no schema for {built.kind} {api_version} "
-                            f"(not a Kubernetes {KUBERNETES_VERSION} kind and no CRD schema in {crds})")
+            problems.append(
+                f"{built.file}: {built.ref()}: apiVersion: no schema for {built.kind} {api_version} "
+                f"(not a Kubernetes {KUBERNETES_VERSION} kind and no CRD schema in {crds})"
+            )
     return problems
 
 
 def check_rendered(render_: Render, schemas: Path | None) -> list[str]:
     """All checks that need the rendered tree; schemas are skipped when ``schemas`` is None."""
     problems = list(render_.problems)
-    for check in (check_unused_files, check_kustomizations, check_chart_sources, check_external_secrets,
-                  check_pulumi_owned, check_namespaces):
+    for check in (
+        check_unused_files,
+        check_kustomizations,
+        check_chart_sources,
+        check_external_secrets,
+        check_pulumi_owned,
+        check_namespaces,
+    ):
         problems.extend(check(render_))
     if schemas is not None:
         problems.extend(check_schemas(render_, schemas))
@@ -630,8 +699,12 @@ def main(argv: list[str] | None = None) -> int:
     """CLI: print every problem and exit 1 if there is any."""
     parser = argparse.ArgumentParser(prog="python -m tools.validate_kubernetes", description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=Path("."), help="repository root (default: .)")
-    parser.add_argument("--schemas", type=Path, default=None,
-                        help="folder with crds/<group>/<kind>_<version>.json (default: <root>/../shared/schemas)")
+    parser.add_argument(
+        "--schemas",
+        type=Path,
+        default=None,
+        help="folder with crds/<group>/<kind>_<version>.json (default: <root>/../shared/schemas)",
+    )
     args = parser.parse_args(argv)
     root = args.root.resolve()
     schemas = args.schemas if args.schemas is not None else root.parent / "shared" / "schemas"
