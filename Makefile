@@ -33,6 +33,9 @@ unit: $(VENV)/.installed
 validate: $(VENV)/.installed ## build and validate every Flux Kustomization in kubernetes/ (needs kubectl)
 	$(PY) -m tools.validate_kubernetes
 
+bench: $(VENV)/.installed ## time and peak memory of the offline plan: home and 3/30/300-node stacks
+	$(PY) -m bench.plan_bench
+
 schema: $(VENV)/.installed ## write the JSON schema of the stack config (editors validate Pulumi.*.yaml)
 	$(PY) -m stacks.schema
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from stacks import offline, plan
+from stacks import offline, plan, yaml12
 
 ROOT = Path(__file__).resolve().parent.parent
 HOME = ROOT / "Pulumi.home.yaml"
@@ -63,7 +63,7 @@ def inventory(count: int, control_planes: int = CONTROL_PLANES) -> list[dict[str
 
 def generated_stack(count: int, out: Path) -> Path:
     """Write ``Pulumi.gen-<count>.yaml``: home's config with ``count`` generated nodes on 10.0.0.0/16."""
-    data = offline.load_yaml(HOME.read_text())
+    data = yaml12.load(HOME.read_text())
     config = data["config"]
     config["homelab:cluster"]["nodeNetwork"] = "10.0.0.0/16"
     config["homelab:nodes"] = inventory(count)

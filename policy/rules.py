@@ -42,6 +42,9 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError, _is_unknown
 
+# libyaml's parser when PyYAML has it: Talos configs are parsed once per node.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 # Type tokens (as the SDKs register them; CustomResource is ``kubernetes:<apiVersion>:<kind>``).
 STACK = "pulumi:pulumi:Stack"
 PROVIDER_PREFIX = "pulumi:providers:"
@@ -209,7 +212,7 @@ def _yaml_images(text: str, path: str) -> Iterator[tuple[str, str | None]]:
     if _unknown(text):
         return
     try:
-        docs = list(yaml.safe_load_all(text))
+        docs = list(yaml.load_all(text, Loader=_YAML_LOADER))
     except yaml.YAMLError:
         return
     for i, doc in enumerate(docs):
@@ -378,7 +381,7 @@ def _apply_role(res: PolicyResource) -> str | None:
     if not isinstance(text, str) or _unknown(text):
         return None
     try:
-        docs = list(yaml.safe_load_all(text))
+        docs = list(yaml.load_all(text, Loader=_YAML_LOADER))
     except yaml.YAMLError:
         return None
     for doc in docs:

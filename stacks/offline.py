@@ -22,7 +22,8 @@ from pulumi.runtime.config import set_all_config
 from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
-from ruamel.yaml import YAML
+
+from stacks import yaml12
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "homelab"
@@ -256,18 +257,13 @@ class RecordingMonitor(mocks.MockMonitor):
         return super().Invoke(request)  # type: ignore[no-untyped-call]
 
 
-def load_yaml(text: str) -> Any:
-    """Parse YAML as the Pulumi CLI and Talos do (YAML 1.2: ``0o644`` is a number, ``off`` a string)."""
-    return YAML(typ="safe", pure=True).load(text)
-
-
 def stack_config(stack_file: Path) -> tuple[dict[str, str], list[str]]:
     """Config map and secret keys as the CLI would pass them for this stack file.
 
     Structured values travel as JSON text; ``secure:`` values (which need the
     stack's passphrase) become placeholders marked secret.
     """
-    data = load_yaml(stack_file.read_text()) or {}
+    data = yaml12.load(stack_file.read_text()) or {}
     config: dict[str, str] = {}
     secret_keys: list[str] = []
     for key, value in (data.get("config") or {}).items():

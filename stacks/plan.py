@@ -23,8 +23,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from components import talos_patches
 from policy.offline import plan_check as policy_check
 from stacks import offline
@@ -96,7 +94,7 @@ def node_patches(capture: offline.Capture) -> dict[str, list[dict[str, Any]]]:
     for inv in capture.invokes:
         if inv.token != "talos:machine/getConfiguration:getConfiguration":
             continue
-        docs = [yaml.safe_load(p) for p in inv.args.get("configPatches") or []]
+        docs = [talos_patches.from_yaml(p) for p in inv.args.get("configPatches") or []]
         host = next((d["hostname"] for d in docs if d.get("kind") == "HostnameConfig"), None)
         if host:
             out[host] = talos_patches.merged(docs)
@@ -193,7 +191,7 @@ def write(capture: offline.Capture, out: Path) -> list[Path]:
         out / "graph.mmd": mermaid(capture),
     }
     for node, docs in node_patches(capture).items():
-        files[out / "talos" / f"{node}.yaml"] = yaml.safe_dump_all(docs, sort_keys=False, explicit_start=True)
+        files[out / "talos" / f"{node}.yaml"] = talos_patches.to_yaml_all(docs)
     for path, text in files.items():
         path.write_text(text)
     written = list(files)

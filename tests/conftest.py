@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from stacks import offline
+from stacks import offline, yaml12
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_SCHEMAS = ROOT.parent / "shared" / "schemas"
@@ -18,7 +18,7 @@ HOME = ROOT / "Pulumi.home.yaml"
 
 def home_config() -> dict[str, Any]:
     """A fresh copy of the home stack's ``config:`` mapping, to mutate in a test."""
-    return copy.deepcopy(offline.load_yaml(HOME.read_text())["config"])
+    return copy.deepcopy(yaml12.load(HOME.read_text())["config"])
 
 
 def run_config(config: dict[str, Any], stack: str = "test") -> offline.Capture:

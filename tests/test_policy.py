@@ -34,7 +34,7 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
 from policy import offline as pack
 from policy import rules
-from stacks import offline, plan
+from stacks import offline, plan, yaml12
 from tests.conftest import generated_nodes, home_config, run_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,7 +118,7 @@ def test_the_plan_runs_the_pack():
 def test_pack_entry_point_uses_the_rules():
     main = (ROOT / "policy" / "__main__.py").read_text()
     assert "PolicyPack(" in main and "policies=list(POLICIES)" in main
-    meta = offline.load_yaml((ROOT / "policy" / "PulumiPolicy.yaml").read_text())
+    meta = yaml12.load((ROOT / "policy" / "PulumiPolicy.yaml").read_text())
     assert meta["runtime"]["name"] == "python"
 
 

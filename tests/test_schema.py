@@ -8,7 +8,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from stacks import offline, schema
+from stacks import schema, yaml12
 from tests.conftest import ROOT
 
 
@@ -18,11 +18,11 @@ def test_schema_file_is_current() -> None:
 
 @pytest.mark.parametrize("stack_file", sorted(ROOT.glob("Pulumi.*.yaml")), ids=lambda p: p.name)
 def test_stack_files_validate(stack_file: Path) -> None:
-    jsonschema.validate(offline.load_yaml(stack_file.read_text()), schema.stack_file_schema())
+    jsonschema.validate(yaml12.load(stack_file.read_text()), schema.stack_file_schema())
 
 
 def test_schema_catches_typos() -> None:
-    data = offline.load_yaml((ROOT / "Pulumi.home.yaml").read_text())
+    data = yaml12.load((ROOT / "Pulumi.home.yaml").read_text())
     broken = copy.deepcopy(data)
     broken["config"]["homelab:cluster"]["talosVerison"] = "v1.13.9"
     with pytest.raises(jsonschema.ValidationError, match="talosVerison"):

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from components import talos_patches
-from stacks import offline
+from stacks import offline, yaml12
 from tests.talos_schema import validate_patch
 
 GET_CONFIG = "talos:machine/getConfiguration:getConfiguration"
@@ -78,7 +78,7 @@ def test_validator_catches_mistakes(doc: dict[str, Any], expected: str, schemas:
 
 def test_octal_permissions_read_as_talos_does(schemas: Path) -> None:
     """Talos reads YAML 1.2: 0o644 is a number, valid for machine.files[].permissions."""
-    doc = offline.load_yaml(
+    doc = yaml12.load(
         "machine:\n  files:\n    - path: /var/x\n      op: create\n      content: x\n      permissions: 0o644\n"
     )
     assert doc["machine"]["files"][0]["permissions"] == 0o644

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from stacks import offline
+from stacks import yaml12
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -40,7 +40,7 @@ def check_jsonschema(*files: Path) -> subprocess.CompletedProcess[str]:
 
 
 def load(path: Path) -> dict[str, Any]:
-    data = offline.load_yaml(path.read_text())  # YAML 1.2: the key `on` stays a string
+    data = yaml12.load(path.read_text())  # YAML 1.2: the key `on` stays a string
     assert isinstance(data, dict)
     return data
 
@@ -133,7 +133,7 @@ def test_preview_runs_pulumi_with_the_policy_pack_and_comments():
     assert job["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
     # The policy pack needs the project's virtualenv (PulumiPolicy.yaml points at ../.venv).
     assert "-r requirements.txt" in runs(job)
-    pack = offline.load_yaml((ROOT / "policy" / "PulumiPolicy.yaml").read_text())
+    pack = yaml12.load((ROOT / "policy" / "PulumiPolicy.yaml").read_text())
     assert pack["runtime"]["options"]["virtualenv"] == "../.venv"
 
 
@@ -149,7 +149,7 @@ def test_preview_plan_job_needs_no_secrets():
 
 def test_preview_runner_is_declared_and_deployed():
     label = load(PREVIEW)["jobs"]["preview"]["runs-on"]
-    config = offline.load_yaml((ROOT / ".github" / "actionlint.yaml").read_text())
+    config = yaml12.load((ROOT / ".github" / "actionlint.yaml").read_text())
     assert label in config["self-hosted-runner"]["labels"]
     runners = list((ROOT / "kubernetes").glob("apps/actions-runner-system/**/helmrelease.yaml"))
     if not runners:
