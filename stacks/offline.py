@@ -23,6 +23,7 @@ from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
+from components import talos_patches
 from stacks import yaml12
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,8 +111,15 @@ def _schematic_id(args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
 
 
 def _machine_configuration(args: dict[str, Any]) -> dict[str, Any]:
-    patches = args.get("configPatches") or []
-    return {"machineConfiguration": f"# offline: {args.get('machineType')} config from {len(patches)} patches\n"}
+    # What talosctl would generate, reduced to what the patches say and the machine
+    # role, so the policy pack reads installer images and roles offline.
+    docs = [talos_patches.from_yaml(p) for p in args.get("configPatches") or []]
+    main, *named = talos_patches.merged(docs)
+    main["version"] = "v1alpha1"
+    main.setdefault("machine", {})["type"] = args.get("machineType")
+    main.setdefault("cluster", {})["clusterName"] = args.get("clusterName")
+    text = "# offline: generated from the patches, without the secrets\n" + talos_patches.to_yaml_all([main, *named])
+    return {"machineConfiguration": text}
 
 
 FAKE_ONEPASSWORD_PREFIX = "offline-op-"

@@ -676,3 +676,12 @@ def test_pack_remediates_plaintext_secret_values(analyzer):
     assert remediation.policyName == "kubernetes-secret-values-secret"
     fixed = json_format.MessageToDict(remediation.properties)["stringData"]
     assert fixed["user"] == secret("admin") and fixed["token"] == secret("s3cr3t")
+
+
+def test_latest_installer_from_a_node_patch_caught_end_to_end():
+    """A user patch that floats the installer reaches the policy through the generated machine config."""
+    config = home_config()
+    config["homelab:nodes"][3]["patches"] = [{"machine": {"install": {"image": "ghcr.io/siderolabs/installer:latest"}}}]
+    found = [v for v in blocking(run_config(config)) if v.policy == "no-floating-images"]
+    assert len(found) == 1 and "machine.install.image" in found[0].message
+    assert found[0].urn is not None and found[0].urn.endswith("home-apply-k8s-3")
