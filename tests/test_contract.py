@@ -36,10 +36,10 @@ def created(capture: offline.Capture, kind: str) -> dict[str, dict[str, Any]]:
 
 def test_gateway_addresses_are_in_the_load_balancer_pool(settings: dict[str, str]) -> None:
     blocks = home_config()["homelab:cilium"]["loadBalancer"]["blocks"]
-    pools = [ipaddress.ip_network(b["cidr"]) for b in blocks if "cidr" in b]
-    ranges = [(ipaddress.ip_address(b["start"]), ipaddress.ip_address(b["stop"])) for b in blocks if "start" in b]
+    pools = [ipaddress.IPv4Network(b["cidr"]) for b in blocks if "cidr" in b]
+    ranges = [(ipaddress.IPv4Address(b["start"]), ipaddress.IPv4Address(b["stop"])) for b in blocks if "start" in b]
     for key in ("GATEWAY_INTERNAL_IP", "GATEWAY_EXTERNAL_IP"):
-        address = ipaddress.ip_address(settings[key])
+        address = ipaddress.IPv4Address(settings[key])
         inside = any(address in p for p in pools) or any(lo <= address <= hi for lo, hi in ranges)
         assert inside, f"{key} {address} is outside homelab:cilium.loadBalancer of Pulumi.home.yaml"
 
