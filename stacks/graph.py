@@ -6,7 +6,7 @@ Only real dependencies become edges, so independent layers deploy in parallel.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeGuard, TypeVar
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -21,7 +21,7 @@ from components.rook import Rook, RookArgs
 from components.spegel import Spegel, SpegelArgs
 from components.talos import TalosCluster, TalosClusterArgs
 from stacks import secrets as secret_inputs
-from stacks.config import StackConfig
+from stacks.config import LayerConfig, StackConfig
 from stacks.config_flux import credential_problems
 from stacks.config_network import cluster_dns_ip
 from stacks.config_platform import token_problems
@@ -108,6 +108,14 @@ def _given(cfg: StackConfig, secrets: SecretInputs, field_name: str) -> bool:
     return getattr(secrets, field_name) is not None or field_name in listed
 
 
+_Layer = TypeVar("_Layer", bound=LayerConfig)
+
+
+def _on(section: _Layer | None) -> TypeGuard[_Layer]:
+    """Whether an optional layer is configured and enabled (an absent section is off)."""
+    return section is not None and section.enabled
+
+
 def build(cfg: StackConfig, secrets: SecretInputs | None = None) -> Graph:
     """Register every resource of the stack.
 
@@ -134,32 +142,30 @@ def build(cfg: StackConfig, secrets: SecretInputs | None = None) -> Graph:
     if onepassword is not None:
         secrets = secret_inputs.combine(secrets, onepassword.secrets)
     dns = dns_layer(cfg)  # independent of the cluster: deploys in parallel with it
+    k8s_opts = pulumi.ResourceOptions(provider=provider)
     # Cilium first: nodes stay NotReady until a CNI runs, and Talos reboots them after ~10 min.
     cilium = (
         Cilium(
             "cilium",
             CiliumArgs(config=cfg.cilium, pod_subnet=cfg.cluster.pod_subnet, node_count=len(cfg.nodes)),
-            opts=pulumi.ResourceOptions(provider=provider),
+            opts=k8s_opts,
         )
-        if cfg.cilium is not None and cfg.cilium.enabled
+        if _on(cfg.cilium)
         else None
     )
     # Layers with pods wait for the CNI, not for each other.
-    after_cni = pulumi.ResourceOptions(provider=provider, depends_on=cilium.ready if cilium is not None else [])
+    cni: list[pulumi.Resource] = list(cilium.ready) if cilium is not None else []
+    after_cni = pulumi.ResourceOptions(provider=provider, depends_on=cni)
     coredns = (
         CoreDNS(
             "coredns",
             CoreDNSArgs(config=cfg.coredns, dns_ip=cluster_dns_ip(cfg.cluster.service_subnet)),
             opts=after_cni,
         )
-        if cfg.coredns is not None and cfg.coredns.enabled
+        if _on(cfg.coredns)
         else None
     )
-    spegel = (
-        Spegel("spegel", SpegelArgs(config=cfg.spegel), opts=after_cni)
-        if cfg.spegel is not None and cfg.spegel.enabled
-        else None
-    )
+    spegel = Spegel("spegel", SpegelArgs(config=cfg.spegel), opts=after_cni) if _on(cfg.spegel) else None
     # Flux waits for pod networking and cluster DNS only (it pulls from Git by host
     # name), not for storage or certificates: apps that need those wait inside Flux.
     flux = (
@@ -171,34 +177,26 @@ def build(cfg: StackConfig, secrets: SecretInputs | None = None) -> Graph:
                 sops_age_key=secrets.sops_age_key,
                 onepassword_connect_credentials=secrets.onepassword_connect_credentials,
                 onepassword_connect_token=secrets.onepassword_connect_token,
-                depends_on=[*(cilium.ready if cilium is not None else []), *([coredns] if coredns is not None else [])],
+                depends_on=[*cni, *([coredns] if coredns is not None else [])],
             ),
-            opts=pulumi.ResourceOptions(provider=provider),
+            opts=k8s_opts,
         )
-        if cfg.flux is not None and cfg.flux.enabled
+        if _on(cfg.flux)
         else None
     )
     # cert-manager and Rook wait for the CNI only: not for each other, DNS, Spegel or Flux.
     cert_manager = (
         CertManager(
             "cert-manager",
-            CertManagerArgs(
-                config=cfg.cert_manager,
-                cloudflare_api_token=secrets.cloudflare_api_token,
-                depends_on=cilium.ready if cilium is not None else [],
-            ),
-            opts=pulumi.ResourceOptions(provider=provider),
+            CertManagerArgs(config=cfg.cert_manager, cloudflare_api_token=secrets.cloudflare_api_token, depends_on=cni),
+            opts=k8s_opts,
         )
-        if cfg.cert_manager is not None and cfg.cert_manager.enabled
+        if _on(cfg.cert_manager)
         else None
     )
     rook = (
-        Rook(
-            "rook",
-            RookArgs(config=cfg.rook, nodes=cfg.nodes, depends_on=cilium.ready if cilium is not None else []),
-            opts=pulumi.ResourceOptions(provider=provider),
-        )
-        if cfg.rook is not None and cfg.rook.enabled
+        Rook("rook", RookArgs(config=cfg.rook, nodes=cfg.nodes, depends_on=cni), opts=k8s_opts)
+        if _on(cfg.rook)
         else None
     )
     return Graph(
