@@ -265,24 +265,27 @@ class RecordingMonitor(mocks.MockMonitor):
         return super().Invoke(request)  # type: ignore[no-untyped-call]
 
 
-def stack_config(stack_file: Path) -> tuple[dict[str, str], list[str]]:
-    """Config map and secret keys as the CLI would pass them for this stack file.
+def config_map(config: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """A stack file's ``config:`` mapping as the CLI passes it: values and the secret keys.
 
     Structured values travel as JSON text; ``secure:`` values (which need the
     stack's passphrase) become placeholders marked secret.
     """
-    data = yaml12.load(stack_file.read_text()) or {}
-    config: dict[str, str] = {}
+    raw: dict[str, str] = {}
     secret_keys: list[str] = []
-    for key, value in (data.get("config") or {}).items():
+    for key, value in config.items():
         if isinstance(value, dict) and set(value) == {"secure"}:
-            config[key] = f"offline-secret-{key}"
+            raw[key] = f"offline-secret-{key}"
             secret_keys.append(key)
-        elif isinstance(value, str):
-            config[key] = value
         else:
-            config[key] = json.dumps(value)
-    return config, secret_keys
+            raw[key] = value if isinstance(value, str) else json.dumps(value)
+    return raw, secret_keys
+
+
+def stack_config(stack_file: Path) -> tuple[dict[str, str], list[str]]:
+    """Config map and secret keys as the CLI would pass them for this stack file."""
+    data = yaml12.load(stack_file.read_text()) or {}
+    return config_map(data.get("config") or {})
 
 
 def run(

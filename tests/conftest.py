@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +20,12 @@ def home_config() -> dict[str, Any]:
     return copy.deepcopy(yaml12.load(HOME.read_text())["config"])
 
 
-def run_config(config: dict[str, Any], stack: str = "test") -> offline.Capture:
-    """Run the program with this ``config:`` mapping (as in a stack file)."""
-    raw: dict[str, str] = {}
-    secret_keys: list[str] = []
-    for key, value in config.items():
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            raw[key] = f"offline-secret-{key}"
-            secret_keys.append(key)
-        else:
-            raw[key] = value if isinstance(value, str) else json.dumps(value)
-    return offline.run(stack, raw, secret_keys)
+def run_config(
+    config: dict[str, Any], stack: str = "test", program: Path = offline.ROOT / "__main__.py"
+) -> offline.Capture:
+    """Run ``program`` (the real one by default) with this ``config:`` mapping, as in a stack file."""
+    raw, secret_keys = offline.config_map(config)
+    return offline.run(stack, raw, secret_keys, program=program)
 
 
 def generated_nodes(control_planes: int, workers: int, base: str = "10.0.10") -> list[dict[str, Any]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -126,15 +125,7 @@ def secret_inputs_of(config: dict[str, Any], tmp_path: Path) -> offline.Capture:
     """Run the probe with this stack config; its outputs are the graph's secret inputs."""
     program = tmp_path / "probe.py"
     program.write_text(PROBE)
-    raw: dict[str, str] = {}
-    secret_keys: list[str] = []
-    for key, value in config.items():
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            raw[key] = f"offline-secret-{key}"
-            secret_keys.append(key)
-        else:
-            raw[key] = value if isinstance(value, str) else json.dumps(value)
-    return offline.run("probe", raw, secret_keys, program=program)
+    return run_config(config, stack="probe", program=program)
 
 
 def test_home_takes_every_input_from_1password(tmp_path: Path) -> None:
