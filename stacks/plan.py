@@ -20,6 +20,7 @@ import subprocess
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -133,50 +134,81 @@ def tree_lines(capture: offline.Capture) -> list[str]:
     return lines
 
 
+def drawn(r: offline.Resource) -> bool:
+    """Resources the pictures show: real ones and remote components (Helm charts), not our own components."""
+    return r.custom or r.remote
+
+
+@dataclass(frozen=True)
+class Picture:
+    """What both pictures draw: nodes grouped by component, and their edges."""
+
+    ids: dict[str, str]
+    """Resource name → node id."""
+    groups: dict[str | None, list[offline.Resource]]
+    """Component name (None: top level) → its drawn resources."""
+    edges: list[tuple[str, str]]
+    """Dependent → dependency."""
+    provider_edges: list[tuple[str, str]]
+    """Resource → its explicit provider, for resources that wait on nothing else drawn."""
+
+
+def picture(capture: offline.Capture) -> Picture:
+    """Collect the nodes and edges of the dependency picture."""
+    known = capture.by_urn()
+    shown = [r for r in capture.resources if drawn(r)]
+    names = {r.name for r in shown}
+    groups: dict[str | None, list[offline.Resource]] = defaultdict(list)
+    for r in shown:
+        groups[known[r.parent].name if r.parent in known else None].append(r)
+    deps = [(a, b) for a, b in edges(capture) if a in names and b in names]
+    waiting = {a for a, _ in deps}
+    providers = {urn.rsplit("::", 1)[-1]: r.name for urn, r in known.items() if r.type.startswith("pulumi:providers:")}
+    provider_edges = []
+    for r in shown:
+        # A provider reference is "<provider urn>::<provider id>".
+        provider = providers.get(r.provider.rsplit("::", 2)[-2]) if r.provider.count("::") >= 2 else None
+        if provider is not None and r.name not in waiting:
+            provider_edges.append((r.name, provider))
+    return Picture(_ids(r.name for r in capture.resources), dict(groups), deps, provider_edges)
+
+
 def _ids(names: Iterable[str]) -> dict[str, str]:
     return {n: f"n{i}" for i, n in enumerate(names)}
 
 
+def _kind(r: offline.Resource) -> str:
+    return r.type.rsplit(":", 1)[-1]
+
+
 def dot(capture: offline.Capture) -> str:
-    """Graphviz picture: one cluster per component, arrows from dependent to dependency."""
-    ids = _ids(r.name for r in capture.resources)
-    known = capture.by_urn()
+    """Graphviz picture: one cluster per component, arrows from dependent to dependency (dashed: provider)."""
+    pic = picture(capture)
     out = ["digraph homelab {", "  rankdir=LR;", '  node [shape=box, fontname="sans-serif", fontsize=10];']
-    by_parent: dict[str, list[offline.Resource]] = defaultdict(list)
-    for r in capture.resources:
-        if r.custom:
-            by_parent[r.parent].append(r)
-    for parent, members in by_parent.items():
-        indent = "  "
-        if parent in known:
-            out.append(f'  subgraph cluster_{ids[known[parent].name]} {{ label="{known[parent].name}";')
-            indent = "    "
-        out.extend(f'{indent}{ids[r.name]} [label="{r.name}\\n{r.type.rsplit(":", 1)[-1]}"];' for r in members)
-        if parent in known:
+    for group, members in pic.groups.items():
+        if group is not None:
+            out.append(f'  subgraph cluster_{pic.ids[group]} {{ label="{group}";')
+        out.extend(f'    {pic.ids[r.name]} [label="{r.name}\\n{_kind(r)}"];' for r in members)
+        if group is not None:
             out.append("  }")
-    custom = {r.name for r in capture.resources if r.custom}
-    out.extend(f"  {ids[a]} -> {ids[b]};" for a, b in edges(capture) if a in custom and b in custom)
+    out.extend(f"  {pic.ids[a]} -> {pic.ids[b]};" for a, b in pic.edges)
+    out.extend(f"  {pic.ids[a]} -> {pic.ids[b]} [style=dashed];" for a, b in pic.provider_edges)
     out.append("}")
     return "\n".join(out) + "\n"
 
 
 def mermaid(capture: offline.Capture) -> str:
     """The same picture as a Mermaid flowchart (renders on GitHub)."""
-    ids = _ids(r.name for r in capture.resources)
-    known = capture.by_urn()
+    pic = picture(capture)
     out = ["flowchart LR"]
-    by_parent: dict[str, list[offline.Resource]] = defaultdict(list)
-    for r in capture.resources:
-        if r.custom:
-            by_parent[r.parent].append(r)
-    for parent, members in by_parent.items():
-        if parent in known:
-            out.append(f'  subgraph {ids[known[parent].name]}["{known[parent].name}"]')
-        out.extend(f'    {ids[r.name]}["{r.name}<br/>{r.type.rsplit(":", 1)[-1]}"]' for r in members)
-        if parent in known:
+    for group, members in pic.groups.items():
+        if group is not None:
+            out.append(f'  subgraph {pic.ids[group]}["{group}"]')
+        out.extend(f'    {pic.ids[r.name]}["{r.name}<br/>{_kind(r)}"]' for r in members)
+        if group is not None:
             out.append("  end")
-    custom = {r.name for r in capture.resources if r.custom}
-    out.extend(f"  {ids[a]} --> {ids[b]}" for a, b in edges(capture) if a in custom and b in custom)
+    out.extend(f"  {pic.ids[a]} --> {pic.ids[b]}" for a, b in pic.edges)
+    out.extend(f"  {pic.ids[a]} -.-> {pic.ids[b]}" for a, b in pic.provider_edges)
     return "\n".join(out) + "\n"
 
 

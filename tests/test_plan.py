@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -49,6 +50,8 @@ def test_artifacts_written(artifacts: tuple[subprocess.CompletedProcess[str], Pa
     assert sorted(p.name for p in (out / "talos").iterdir()) == [f"k8s-{i}.yaml" for i in range(6)]
     assert (out / "graph.dot").read_text().startswith("digraph homelab {")
     assert (out / "graph.mmd").read_text().startswith("flowchart LR")
+    if shutil.which("dot"):
+        assert (out / "graph.svg").read_text().lstrip().startswith("<?xml")
     apply1 = next(r for r in graph["resources"] if r["name"] == "home-apply-k8s-1")
     assert "home-apply-k8s-0" in apply1["dependencies"]
     assert apply1["parent"] == "home"
@@ -72,6 +75,19 @@ def test_node_patches_are_merged_per_node(home: offline.Capture) -> None:
     assert main["machine"]["install"]["disk"] == "/dev/disk/by-id/ata-CT500MX500SSD1_2301E6A00002"
     assert {d["kind"] for d in docs} >= {"HostnameConfig", "LinkConfig"}
     assert "Layer2VIPConfig" not in {d["kind"] for d in docs}
+
+
+def test_pictures_show_charts_and_their_edges(home: offline.Capture) -> None:
+    mmd = plan.mermaid(home)
+    ids = {line.split("[", 1)[0].strip(): line for line in mmd.splitlines() if "<br/>" in line}
+    cilium = next(i for i, line in ids.items() if '"cilium-chart<br/>' in line)
+    coredns = next(i for i, line in ids.items() if '"coredns-chart<br/>' in line)
+    assert f"  {coredns} --> {cilium}" in mmd.splitlines()
+    assert not any('"cilium<br/>' in line for line in ids.values()), "components are groups, not nodes"
+    provider = next(i for i, line in ids.items() if '"kubernetes<br/>' in line)
+    # The CNI's chart waits on nothing else drawn: its dashed edge shows it hangs off the cluster's provider.
+    assert f"  {cilium} -.-> {provider}" in mmd.splitlines()
+    assert f"  {coredns} -.-> {provider}" not in mmd.splitlines()
 
 
 def test_edges_follow_dependencies(home: offline.Capture) -> None:
