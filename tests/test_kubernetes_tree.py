@@ -6,12 +6,15 @@ tmp_path, breaks one thing and asserts the exact one-line problem.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
 
+import jsonschema
 import pytest
 
+from stacks import offline
 from tools import validate_kubernetes as vk
 
 REPO = Path(__file__).resolve().parent.parent
@@ -54,6 +57,8 @@ def test_real_tree_renders_every_kustomization(real_render: vk.Render) -> None:
         "garage",
         "actions-runner-controller",
         "actions-runners",
+        "snapshot-controller",
+        "snapshot-classes",
         "volsync",
         "envoy-gateway",
         "envoy-gateway-config",
@@ -98,6 +103,33 @@ def test_real_tree_applies_helmrelease_defaults_and_substitution(real_render: vk
     assert pvc.file == "kubernetes/components/volsync/pvc.yaml"
     assert pvc.namespace == "media"
     assert pvc.obj["spec"]["resources"]["requests"]["storage"] == "5Gi"
+
+
+def test_real_tree_declares_the_volsync_snapshot_class(real_render: vk.Render) -> None:
+    """VolSync's default VolumeSnapshotClass is in the tree, after the snapshot CRDs and before VolSync."""
+    [built] = [b for b in real_render.objects if b.kind == "VolumeSnapshotClass"]
+    assert built.name == "csi-ceph-blockpool"
+    assert built.namespace == ""
+    assert "namespace" not in built.obj["metadata"]
+    component = (REPO / "kubernetes/components/volsync/replicationsource.yaml").read_text()
+    assert f"${{VOLSYNC_SNAPSHOTCLASS:={built.name}}}" in component
+    depends = {ks.name: [d["name"] for d in ks.spec.get("dependsOn") or []] for ks in real_render.kustomizations}
+    assert built.kustomization.name == "snapshot-classes"
+    assert depends["snapshot-classes"] == ["snapshot-controller"]
+    assert "snapshot-classes" in depends["volsync"]
+
+
+def test_snapshot_class_matches_pulumis_storage_class(real_render: vk.Render, home: offline.Capture) -> None:
+    """Driver, Ceph cluster and CSI Secret are those of the ceph-block StorageClass Pulumi's Rook layer makes."""
+    [built] = [b for b in real_render.objects if b.kind == "VolumeSnapshotClass"]
+    [sc] = [r.inputs for r in home.resources if r.type.endswith(":StorageClass")]
+    params = sc["parameters"]
+    assert built.obj["driver"] == sc["provisioner"]
+    assert built.obj["parameters"] == {
+        "clusterID": params["clusterID"],
+        "csi.storage.k8s.io/snapshotter-secret-name": params["csi.storage.k8s.io/provisioner-secret-name"],
+        "csi.storage.k8s.io/snapshotter-secret-namespace": params["csi.storage.k8s.io/provisioner-secret-namespace"],
+    }
 
 
 # --- a small tree to break ------------------------------------------------------------------------
@@ -472,3 +504,98 @@ def test_schema_invalid_after_helmrelease_defaults(tmp_path: Path) -> None:
         f"{WEB}/app/helmrelease.yaml: HelmRelease demo/web: spec.install.crds: 'Always' is not one of "
         "['Skip', 'Create', 'CreateReplace']"
     ]
+
+
+# --- the project's own CRD schemas (tools/schemas/crds) -----------------------------------------------
+
+STORES = "kubernetes/apps/demo/stores/app"
+SNAPSHOT_CLASS = f"{STORES}/volumesnapshotclass.yaml"
+_SNAPSHOT_CLASS = """# yaml-language-server: $schema=https://example.com/vsc.json
+apiVersion: snapshot.storage.k8s.io/v1
+kind: VolumeSnapshotClass
+metadata: {name: csi-ceph-blockpool}
+driver: rook-ceph.rbd.csi.ceph.com
+deletionPolicy: Delete
+parameters: {clusterID: rook-ceph}
+"""
+
+
+def with_snapshot_class(old: str = "", new: str = "") -> dict[str, str | None]:
+    """The mini tree plus a VolumeSnapshotClass (old replaced by new in it), built by the stores Kustomization."""
+    assert old in _SNAPSHOT_CLASS
+    listed = "[./clustersecretstore.yaml, ./volumesnapshotclass.yaml]"
+    return {
+        **edit(f"{STORES}/kustomization.yaml", "[./clustersecretstore.yaml]", listed),
+        SNAPSHOT_CLASS: _SNAPSHOT_CLASS.replace(old, new) if old else _SNAPSHOT_CLASS,
+    }
+
+
+def test_project_schema_validates_volume_snapshot_class(tmp_path: Path) -> None:
+    root = make_tree(tmp_path, with_snapshot_class())
+    assert vk.check_schemas(vk.render(root), _schemas()) == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("deletionPolicy: Delete", "deletionPolicy: Keep", "deletionPolicy: 'Keep' is not one of ['Delete', 'Retain']"),
+        ("driver: rook-ceph.rbd.csi.ceph.com\n", "", "(root): 'driver' is a required property"),
+        ("{clusterID: rook-ceph}", "{clusterID: 1}", "parameters.clusterID: 1 is not of type 'string'"),
+        (
+            "deletionPolicy: Delete\n",
+            "deletionPolicy: Delete\nspec: {driver: x}\n",
+            "(root): Additional properties are not allowed ('spec' was unexpected)",
+        ),
+    ],
+)
+def test_invalid_volume_snapshot_class(tmp_path: Path, old: str, new: str, expected: str) -> None:
+    root = make_tree(tmp_path, with_snapshot_class(old, new))
+    assert vk.check_schemas(vk.render(root), _schemas()) == [
+        f"{SNAPSHOT_CLASS}: VolumeSnapshotClass csi-ceph-blockpool: {expected}"
+    ]
+
+
+def test_shared_schema_comes_before_the_project_one(tmp_path: Path) -> None:
+    """A project schema for a kind the shared folder has is never used (this one would reject everything)."""
+    local = tmp_path / "local"
+    shadow = local / "crds" / "external-secrets.io" / "clustersecretstore_v1.json"
+    shadow.parent.mkdir(parents=True)
+    shadow.write_text('{"not": {}}')
+    root = make_tree(tmp_path / "tree")
+    assert vk.check_schemas(vk.render(root), _schemas(), local) == []
+
+
+def test_kind_without_schema_anywhere(tmp_path: Path) -> None:
+    """Without the project schema, a VolumeSnapshotClass has no schema in either folder and is reported."""
+    root = make_tree(tmp_path / "tree", with_snapshot_class())
+    schemas = _schemas()
+    local = tmp_path / "local"
+    (local / "crds").mkdir(parents=True)
+    assert vk.check_schemas(vk.render(root), schemas, local) == [
+        f"{SNAPSHOT_CLASS}: VolumeSnapshotClass csi-ceph-blockpool: apiVersion: no schema for VolumeSnapshotClass "
+        f"snapshot.storage.k8s.io/v1 (not a Kubernetes {vk.KUBERNETES_VERSION} kind and no CRD schema in "
+        f"{schemas / 'crds'} or {local / 'crds'})"
+    ]
+
+
+def test_group_with_project_schemas_but_not_this_kind(tmp_path: Path) -> None:
+    root = make_tree(
+        tmp_path, with_snapshot_class("v1\nkind: VolumeSnapshotClass", "v1beta1\nkind: VolumeSnapshotClass")
+    )
+    local = vk.LOCAL_SCHEMAS / "crds" / "snapshot.storage.k8s.io"
+    assert vk.check_schemas(vk.render(root), _schemas()) == [
+        f"{SNAPSHOT_CLASS}: VolumeSnapshotClass csi-ceph-blockpool: apiVersion: no schema for VolumeSnapshotClass "
+        f"snapshot.storage.k8s.io/v1beta1 in {local}"
+    ]
+
+
+def test_project_schemas_are_json_schemas() -> None:
+    """Every project schema is a valid JSON schema, named <group>/<kind>_<version>.json."""
+    files = sorted((vk.LOCAL_SCHEMAS / "crds").rglob("*.json"))
+    assert files
+    for path in files:
+        schema = json.loads(path.read_text())
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+        assert path.stem.rpartition("_")[0] == schema["properties"]["kind"]["enum"][0].lower()
+        group, version = path.parent.name, path.stem.rpartition("_")[2]
+        assert schema["properties"]["apiVersion"]["enum"] == [f"{group}/{version}"]

@@ -7,7 +7,8 @@ is built in turn with ``kubectl kustomize`` (its ``spec.components`` and
 Kustomization's ``substitute`` values and the ConfigMaps named in
 ``substituteFrom``. The rendered objects are checked against the Kubernetes
 schemas shipped with ``kubernetes-validate`` and the CRD JSON schemas in
-``../shared/schemas/crds``, and against the tree's conventions (see
+``../shared/schemas/crds`` (then the project's own ``tools/schemas/crds`` for what
+the shared folder lacks), and against the tree's conventions (see
 docs/gitops.md). Every problem is one line: ``<file>: <field>: <message>``.
 
 Usage: ``python -m tools.validate_kubernetes [--root .] [--schemas ../shared/schemas]``.
@@ -39,6 +40,9 @@ ROOT_PATH = "kubernetes/flux/cluster"
 FLUX_SOURCE = ("GitRepository", "flux-system", "flux-system")
 #: Kubernetes minor version the built-in kinds are validated against (the home stack runs 1.35).
 KUBERNETES_VERSION = "1.35"
+#: The project's own CRD schemas (``crds/<group>/<kind>_<version>.json``), for kinds the shared
+#: schema folder has no schema for; the shared folder is consulted first.
+LOCAL_SCHEMAS = Path(__file__).resolve().parent / "schemas"
 #: Charts (by chart or release name) that Pulumi deploys; Flux must not manage them too.
 PULUMI_CHARTS = {
     "cilium": "Cilium",
@@ -636,15 +640,31 @@ def _json_path(parts: Any) -> str:
     return text or "(root)"
 
 
-def check_schemas(render_: Render, schemas: Path) -> list[str]:
-    """Built-in kinds validate with kubernetes-validate; custom resources with the CRD schemas."""
+def _crd_schema_file(folders: list[Path], group: str, kind: str, version: str) -> Path | None:
+    """The first ``<folder>/<group>/<kind>_<version>.json`` that exists, in folder order."""
+    for folder in folders:
+        path = folder / group / f"{kind.lower()}_{version}.json"
+        if path.is_file():
+            return path
+    return None
+
+
+def check_schemas(render_: Render, schemas: Path, local_schemas: Path | None = LOCAL_SCHEMAS) -> list[str]:
+    """Built-in kinds validate with kubernetes-validate; custom resources with the CRD schemas.
+
+    A custom resource's schema is looked up in ``<schemas>/crds`` (the shared folder) first, then in
+    ``<local_schemas>/crds`` (the project's own, for groups the shared folder does not cover).
+    """
     problems = []
-    crds = schemas / "crds"
+    folders = [schemas / "crds"]
+    if local_schemas is not None and (local_schemas / "crds").is_dir():
+        folders.append(local_schemas / "crds")
+    searched = " or ".join(str(folder) for folder in folders)
     for built in render_.objects:
         api_version = str(built.obj.get("apiVersion", ""))
         group, _, version = api_version.rpartition("/")
-        crd = crds / group / f"{built.kind.lower()}_{version}.json" if group else None
-        if crd is not None and crd.is_file():
+        crd = _crd_schema_file(folders, group, built.kind, version) if group else None
+        if crd is not None:
             schema = _crd_schema(crd)
             validator_class = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
             errors = sorted(validator_class(schema).iter_errors(built.obj), key=lambda e: list(e.absolute_path))
@@ -653,10 +673,11 @@ def check_schemas(render_: Render, schemas: Path) -> list[str]:
                     f"{built.file}: {built.ref()}: {_json_path(error.absolute_path)}: {error.message[:200]}"
                 )
             continue
-        if group and (crds / group).is_dir():
+        known = [folder for folder in folders if (folder / group).is_dir()] if group else []
+        if known:
+            places = " or ".join(str(folder / group) for folder in known)
             problems.append(
-                f"{built.file}: {built.ref()}: apiVersion: no schema for {built.kind} {api_version} "
-                f"in {crds.name}/{group}"
+                f"{built.file}: {built.ref()}: apiVersion: no schema for {built.kind} {api_version} in {places}"
             )
             continue
         try:
@@ -666,7 +687,7 @@ def check_schemas(render_: Render, schemas: Path) -> list[str]:
         except kubernetes_validate.SchemaNotFoundError:
             problems.append(
                 f"{built.file}: {built.ref()}: apiVersion: no schema for {built.kind} {api_version} "
-                f"(not a Kubernetes {KUBERNETES_VERSION} kind and no CRD schema in {crds})"
+                f"(not a Kubernetes {KUBERNETES_VERSION} kind and no CRD schema in {searched})"
             )
     return problems
 
