@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from stacks import offline, yaml12
+from stacks import loader, offline, yaml12
+from stacks.config import StackConfig
+from stacks.loader import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_SCHEMAS = ROOT.parent / "shared" / "schemas"
@@ -26,6 +28,28 @@ def run_config(
     """Run ``program`` (the real one by default) with this ``config:`` mapping, as in a stack file."""
     raw, secret_keys = offline.config_map(config)
     return offline.run(stack, raw, secret_keys, program=program)
+
+
+def parse_config(config: dict[str, Any]) -> StackConfig:
+    """Parse a ``config:`` mapping the way the program receives it; raises ``ConfigError``."""
+    raw, _ = offline.config_map(config)
+    return loader.parse(raw)
+
+
+def config_problems(config: dict[str, Any]) -> list[str]:
+    """The loader's error lines for this ``config:`` mapping (empty when it is valid)."""
+    try:
+        parse_config(config)
+    except ConfigError as err:
+        return err.lines
+    return []
+
+
+def config_errors(config: dict[str, Any]) -> list[str]:
+    """The loader's error lines for a ``config:`` mapping that must be invalid."""
+    with pytest.raises(ConfigError) as info:
+        parse_config(config)
+    return info.value.lines
 
 
 def generated_nodes(control_planes: int, workers: int, base: str = "10.0.10") -> list[dict[str, Any]]:

@@ -10,8 +10,9 @@ import jsonschema
 import pytest
 from pulumi.runtime import rpc
 
-from stacks import loader, offline
+from stacks import offline
 from stacks.loader import ConfigError
+from tests.conftest import config_errors as parse_errors
 from tests.conftest import home_config, run_config
 
 ISSUER = "kubernetes:cert-manager.io/v1:ClusterIssuer"
@@ -44,13 +45,6 @@ def closure(capture: offline.Capture, name: str) -> set[str]:
                 seen.add(dep)
                 todo.append(dep)
     return {by_urn[u].name for u in seen}
-
-
-def parse_errors(config: dict[str, Any]) -> list[str]:
-    raw = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
-    with pytest.raises(ConfigError) as info:
-        loader.parse(raw)
-    return info.value.lines
 
 
 def test_chart_values_and_source_from_config(home: offline.Capture) -> None:

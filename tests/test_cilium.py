@@ -10,8 +10,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from stacks import loader, offline
+from stacks import offline
 from stacks.loader import ConfigError
+from tests.conftest import config_errors as errors
 from tests.conftest import home_config, run_config
 
 CHART = "kubernetes:helm.sh/v4:Chart"
@@ -34,13 +35,6 @@ def custom_resource_type(type_: str) -> re.Match[str] | None:
 def cilium_values(capture: offline.Capture) -> dict[str, Any]:
     values: dict[str, Any] = capture.by_name("cilium-chart").inputs["values"]
     return values
-
-
-def errors(config: dict[str, Any]) -> list[str]:
-    raw = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
-    with pytest.raises(ConfigError) as info:
-        loader.parse(raw)
-    return info.value.lines
 
 
 def with_cilium(**changes: Any) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from typing import Any
@@ -10,21 +9,11 @@ from typing import Any
 import pytest
 import yaml
 
-from stacks import loader, offline
+from stacks import offline
 from stacks.loader import ConfigError
 from tests.conftest import ROOT, home_config, run_config
-
-
-def parse(config: dict[str, Any]) -> Any:
-    """Parse a config mapping the way the program receives it (JSON text per key)."""
-    raw = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
-    return loader.parse(raw)
-
-
-def errors(config: dict[str, Any]) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        parse(config)
-    return info.value.lines
+from tests.conftest import config_errors as errors
+from tests.conftest import parse_config as parse
 
 
 def test_home_config_parses() -> None:
@@ -37,7 +26,7 @@ def test_home_config_parses() -> None:
 def test_models_are_frozen() -> None:
     cfg = parse(home_config())
     with pytest.raises(ValueError, match="frozen"):
-        cfg.cluster.name = "other"
+        cfg.cluster.name = "other"  # type: ignore[misc]  # the point: frozen models refuse it
 
 
 def mutate(path: str, value: Any) -> dict[str, Any]:

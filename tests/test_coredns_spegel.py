@@ -11,7 +11,7 @@ import yaml
 
 from components import talos_patches
 from stacks import loader, offline
-from stacks.loader import ConfigError
+from tests.conftest import config_errors as errors
 from tests.conftest import home_config, run_config
 from tests.talos_schema import validate_patch
 
@@ -144,13 +144,6 @@ def test_one_off_the_other_on() -> None:
     for docs in node_docs(capture).values():
         config_doc = merged(docs)
         assert "coreDNS" not in config_doc["cluster"] and len(cri_files(config_doc)) == 1
-
-
-def errors(config: dict[str, Any]) -> list[str]:
-    raw = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
-    with pytest.raises(ConfigError) as info:
-        loader.parse(raw)
-    return info.value.lines
 
 
 def test_service_subnet_without_a_tenth_address() -> None:

@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from components import dns
-from stacks import loader, offline
+from stacks import offline
 from stacks.config_external import DnsConfig
 from stacks.loader import ConfigError
-from tests.conftest import HOME, ROOT, home_config, run_config
+from tests.conftest import HOME, ROOT, config_problems, home_config, run_config
 
 RECORD = "cloudflare:index/dnsRecord:DnsRecord"
 
@@ -30,13 +30,7 @@ def dns_section(**overrides: Any) -> dict[str, Any]:
 
 def errors(section: dict[str, Any]) -> list[str]:
     """The loader's lines for the home config with this ``homelab:dns`` section (empty when valid)."""
-    raw = {k: v if isinstance(v, str) else json.dumps(v) for k, v in home_config().items()}
-    raw["homelab:dns"] = json.dumps(section)
-    try:
-        loader.parse(raw)
-    except ConfigError as err:
-        return err.lines
-    return []
+    return config_problems({**home_config(), "homelab:dns": section})
 
 
 def one_record(**record: Any) -> list[str]:

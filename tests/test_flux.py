@@ -13,9 +13,10 @@ import yaml
 from pulumi.runtime import rpc
 
 from components import flux as flux_component
-from stacks import loader, offline
+from stacks import offline
 from stacks.loader import ConfigError
 from tests.conftest import ROOT, home_config, run_config
+from tests.conftest import config_errors as errors
 
 CHART = "kubernetes:helm.sh/v4:Chart"
 SECRET = "kubernetes:core/v1:Secret"
@@ -65,13 +66,6 @@ def public_repo_config(**secrets: str) -> dict[str, Any]:
     for key, value in secrets.items():
         config[f"homelab:{key}"] = {"secure": value}
     return config
-
-
-def errors(config: dict[str, Any]) -> list[str]:
-    raw = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
-    with pytest.raises(ConfigError) as info:
-        loader.parse(raw)
-    return info.value.lines
 
 
 # --- the home stack ---------------------------------------------------------------------------

@@ -11,11 +11,10 @@ import yaml
 from pulumi.runtime import rpc
 
 from components.onepassword import ItemFieldError, pick_field, talos_secrets_bundle
-from stacks import loader, offline, plan
+from stacks import offline, plan
 from stacks.config_external import ItemRef, OnePasswordConfig, OnePasswordItems
-from stacks.loader import ConfigError
 from stacks.secrets import SECRET_CONFIG_KEYS, SecretInputs
-from tests.conftest import home_config, run_config
+from tests.conftest import config_problems, home_config, run_config
 
 ITEM = "onepassword:index/item:Item"
 GET_ITEM = "onepassword:index/getItem:getItem"
@@ -31,14 +30,8 @@ def section(**overrides: Any) -> dict[str, Any]:
 
 def errors(onepassword: dict[str, Any], extra: dict[str, Any] | None = None) -> list[str]:
     """The loader's lines for the home config with this ``homelab:onepassword`` section."""
-    raw = {k: v if isinstance(v, str) else json.dumps(v) for k, v in home_config().items()}
-    raw["homelab:onepassword"] = json.dumps(onepassword)
-    raw.update(extra or {})
-    try:
-        loader.parse(raw)
-    except ConfigError as err:
-        return err.lines
-    return []
+    config = {**home_config(), "homelab:onepassword": onepassword, **(extra or {})}
+    return config_problems(config)
 
 
 def unwrap(value: Any) -> Any:

@@ -9,24 +9,14 @@ from typing import Any
 import jsonschema
 import pytest
 
-from stacks import loader, offline
-from stacks.loader import ConfigError
+from stacks import offline
+from tests.conftest import config_errors as parse_errors
 from tests.conftest import generated_nodes, home_config, run_config
+from tests.conftest import parse_config as parse
 
 CLUSTER = "kubernetes:ceph.rook.io/v1:CephCluster"
 POOL = "kubernetes:ceph.rook.io/v1:CephBlockPool"
 STORAGE_CLASS = "kubernetes:storage.k8s.io/v1:StorageClass"
-
-
-def parse(config: dict[str, Any]) -> Any:
-    raw = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
-    return loader.parse(raw)
-
-
-def parse_errors(config: dict[str, Any]) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        parse(config)
-    return info.value.lines
 
 
 def names(capture: offline.Capture, urns: list[str]) -> set[str]:
@@ -180,7 +170,8 @@ def test_fewer_than_three_osd_hosts_need_explicit_replicas() -> None:
         "lower replicas explicitly for a smaller lab"
     ]
     config["homelab:rook"]["pool"] = {"replicas": 2}
-    assert parse(config).rook.pool.replicas == 2
+    rook = parse(config).rook
+    assert rook is not None and rook.pool.replicas == 2
 
 
 def test_single_replica_disables_the_safety_check() -> None:
