@@ -25,20 +25,19 @@ BY_ID_PREFIX = "/dev/disk/by-id/"
 Patch = dict[str, Any]
 
 
-def _hostname(value: str) -> str:
-    if not HOSTNAME_RE.match(value):
-        raise ValueError(f"{value!r} is not an RFC 1123 host name (lower-case letters, digits, '-', '.')")
-    return value
+def matching(pattern: re.Pattern[str], what: str) -> AfterValidator:
+    """A validator for ``Annotated[str, …]``: the value must match ``pattern``, else it "is not ``what``"."""
+
+    def check(value: str) -> str:
+        if not pattern.match(value):
+            raise ValueError(f"{value!r} is not {what}")
+        return value
+
+    return AfterValidator(check)
 
 
-def _version(value: str) -> str:
-    if not VERSION_RE.match(value):
-        raise ValueError(f"{value!r} is not a version of the form vX.Y.Z")
-    return value
-
-
-Hostname = Annotated[str, AfterValidator(_hostname)]
-Version = Annotated[str, AfterValidator(_version)]
+Hostname = Annotated[str, matching(HOSTNAME_RE, "an RFC 1123 host name (lower-case letters, digits, '-', '.')")]
+Version = Annotated[str, matching(VERSION_RE, "a version of the form vX.Y.Z")]
 NonEmpty = Annotated[str, Field(min_length=1)]
 
 
@@ -170,10 +169,7 @@ class ClusterConfig(Model):
 CHART_VERSION_RE = re.compile(r"^v?\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
 
 
-def _chart_version(value: str) -> str:
-    if not CHART_VERSION_RE.match(value):
-        raise ValueError(f"{value!r} is not an exact chart version (X.Y.Z, no ranges)")
-    return value
+ChartVersion = Annotated[str, matching(CHART_VERSION_RE, "an exact chart version (X.Y.Z, no ranges)")]
 
 
 class ChartConfig(Model):
@@ -181,7 +177,7 @@ class ChartConfig(Model):
 
     chart: NonEmpty = Field(description="Chart name, or a full oci:// reference.")
     repository: NonEmpty | None = Field(None, description="Chart repository URL (https:// or oci://).")
-    version: Annotated[str, AfterValidator(_chart_version)] = Field(description="Exact chart version.")
+    version: ChartVersion = Field(description="Exact chart version.")
 
 
 class LayerConfig(Model):

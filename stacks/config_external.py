@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from stacks.config import Model
+from stacks.config import Model, matching
 
 
 def _text(value: str) -> str:
@@ -167,14 +167,8 @@ def _dns_name(value: str) -> str:
     return value
 
 
-def _zone_id(value: str) -> str:
-    if not ZONE_ID_RE.match(value):
-        raise ValueError(f"{value!r} is not a Cloudflare zone id (32 lower-case hex characters)")
-    return value
-
-
 DnsName = Annotated[str, AfterValidator(_dns_name)]
-ZoneId = Annotated[str, AfterValidator(_zone_id)]
+ZoneId = Annotated[str, matching(ZONE_ID_RE, "a Cloudflare zone id (32 lower-case hex characters)")]
 
 
 def _ttl_problem(ttl: int, proxied: bool) -> str | None:

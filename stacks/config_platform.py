@@ -15,9 +15,9 @@ import re
 from collections.abc import Sequence
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import Field
 
-from stacks.config import NAMESPACE, ClusterConfig, Hostname, LayerConfig, Model, NodeConfig, NonEmpty
+from stacks.config import NAMESPACE, ClusterConfig, Hostname, LayerConfig, Model, NodeConfig, NonEmpty, matching
 
 # Let's Encrypt ACME directories: https://letsencrypt.org/docs/acme-protocol-updates/
 LETSENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
@@ -29,27 +29,9 @@ NAMESERVER_RE = re.compile(r"^\d{1,3}(\.\d{1,3}){3}:\d{1,5}$")
 OBJECT_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
 
 
-def _email(value: str) -> str:
-    if not EMAIL_RE.match(value):
-        raise ValueError(f"{value!r} is not an e-mail address")
-    return value
-
-
-def _nameserver(value: str) -> str:
-    if not NAMESERVER_RE.match(value):
-        raise ValueError(f"{value!r} is not host:port of a recursive resolver (e.g. 1.1.1.1:53)")
-    return value
-
-
-def _object_name(value: str) -> str:
-    if not OBJECT_NAME_RE.match(value):
-        raise ValueError(f"{value!r} is not a Kubernetes object name (lower-case letters, digits, '-', '.')")
-    return value
-
-
-Email = Annotated[str, AfterValidator(_email)]
-Nameserver = Annotated[str, AfterValidator(_nameserver)]
-ObjectName = Annotated[str, AfterValidator(_object_name)]
+Email = Annotated[str, matching(EMAIL_RE, "an e-mail address")]
+Nameserver = Annotated[str, matching(NAMESERVER_RE, "host:port of a recursive resolver (e.g. 1.1.1.1:53)")]
+ObjectName = Annotated[str, matching(OBJECT_NAME_RE, "a Kubernetes object name (lower-case letters, digits, '-', '.')")]
 
 
 class IssuersConfig(Model):
