@@ -193,7 +193,7 @@ class OfflineMocks(pulumi.runtime.Mocks):
 
 
 def _plain(value: Any) -> Any:
-    """Strip Pulumi's wire wrappers: secrets → REDACTED, resource refs → URN."""
+    """Strip Pulumi's wire wrappers for reports: secrets → REDACTED, resources → names, whole numbers as ints."""
     if rpc.is_rpc_secret(value):
         return REDACTED
     if isinstance(value, Mapping):
@@ -204,6 +204,9 @@ def _plain(value: Any) -> Any:
         return f"<resource {value._name}>"
     if value == rpc.UNKNOWN:
         return "[unknown]"
+    if isinstance(value, float) and value.is_integer():
+        # The wire format has one number type; show 7445, not 7445.0.
+        return int(value)
     return value
 
 

@@ -68,6 +68,14 @@ def test_secrets_are_redacted(artifacts: tuple[subprocess.CompletedProcess[str],
     assert apply0["inputs"]["machineConfigurationInput"] == offline.REDACTED
 
 
+def test_numbers_show_as_written(artifacts: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    _, out = artifacts
+    graph = json.loads((out / "graph.json").read_text())
+    cilium = next(r for r in graph["resources"] if r["name"] == "cilium-chart")
+    port = cilium["inputs"]["values"]["k8sServicePort"]
+    assert port == 7445 and isinstance(port, int)
+
+
 def test_node_patches_are_merged_per_node(home: offline.Capture) -> None:
     merged = plan.node_patches(home)
     main, *docs = merged["k8s-4"]
