@@ -52,7 +52,8 @@ def chart_values(config: CorednsConfig, dns_ip: IPv4Address) -> dict[str, Any]:
                 "maxSkew": 1,
                 "topologyKey": "kubernetes.io/hostname",
                 "whenUnsatisfiable": "ScheduleAnyway",
-                "labelSelector": {"matchLabels": {"app.kubernetes.io/instance": "coredns"}},
+                # The chart labels its pods k8s-app=<k8sAppLabelOverride>.
+                "labelSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
             }
         ],
         "servers": [

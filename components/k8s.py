@@ -56,6 +56,11 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     return out
 
 
+def release_name(source: ChartConfig) -> str:
+    """The Helm release name for a chart: its own name (the last segment of an ``oci://`` reference)."""
+    return source.chart.rstrip("/").rsplit("/", 1)[-1]
+
+
 def chart(
     name: str,
     source: ChartConfig,
@@ -65,10 +70,16 @@ def chart(
     *,
     skip_crds: bool = False,
 ) -> k8s.helm.v4.Chart:
-    """A Helm chart at its exact configured version (helm.v4: per-object diffs, no hooks)."""
+    """A Helm chart at its exact configured version (helm.v4: per-object diffs, no hooks).
+
+    The release is named after the chart, as ``helm install cilium cilium/cilium``
+    would: helm.v4 otherwise takes the Pulumi resource name (``cilium-chart``),
+    which then appears in object names and ``app.kubernetes.io/instance`` labels.
+    """
     repository: Sequence[str] = [source.repository] if source.repository else []
     return k8s.helm.v4.Chart(
         name,
+        name=release_name(source),
         chart=source.chart,
         version=source.version,
         namespace=namespace_name,

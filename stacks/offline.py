@@ -194,20 +194,15 @@ class OfflineMocks(pulumi.runtime.Mocks):
 
 def _plain(value: Any) -> Any:
     """Strip Pulumi's wire wrappers for reports: secrets → REDACTED, resources → names, whole numbers as ints."""
-    if rpc.is_rpc_secret(value):
-        return REDACTED
     if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
+        return REDACTED if rpc.is_rpc_secret(value) else {k: _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, pulumi.Resource):
         return f"<resource {value._name}>"
-    if value == rpc.UNKNOWN:
-        return "[unknown]"
     if isinstance(value, float) and value.is_integer():
-        # The wire format has one number type; show 7445, not 7445.0.
-        return int(value)
-    return value
+        return int(value)  # the wire format has one number type: show 7445, not 7445.0
+    return "[unknown]" if value == rpc.UNKNOWN else value
 
 
 class RecordingMonitor(mocks.MockMonitor):

@@ -174,3 +174,22 @@ def test_bad_sections(section: str, change: dict[str, Any], expected: str) -> No
     config[section].update(change)
     (line,) = errors(config)
     assert line.startswith(expected)
+
+
+def test_replicas_spread_over_the_pods_the_chart_labels(home: offline.Capture) -> None:
+    values = home.by_name("coredns-chart").inputs["values"]
+    (spread,) = values["topologySpreadConstraints"]
+    assert spread["labelSelector"]["matchLabels"] == {"k8s-app": values["k8sAppLabelOverride"]}
+
+
+def test_releases_are_named_after_their_charts(home: offline.Capture) -> None:
+    """helm.v4 would otherwise name the release after the resource (cilium-chart) in labels and object names."""
+    releases = {r.name: r.inputs["name"] for r in home.of_type("kubernetes:helm.sh/v4:Chart")}
+    assert releases == {
+        "cilium-chart": "cilium",
+        "coredns-chart": "coredns",
+        "spegel-chart": "spegel",
+        "cert-manager-chart": "cert-manager",
+        "rook-operator": "rook-ceph",
+        "flux-operator": "flux-operator",
+    }
