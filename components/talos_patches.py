@@ -66,7 +66,7 @@ def cluster_patch(cluster: ClusterConfig) -> Patch:
 
 
 def role_patches(cluster: ClusterConfig, role: str) -> list[Patch]:
-    """Generated per-role patches: the control planes share the VIP."""
+    """Generated per-role patches: the control planes serve the API at the VIP."""
     if role != "controlplane":
         return []
     return [
@@ -76,15 +76,15 @@ def role_patches(cluster: ClusterConfig, role: str) -> list[Patch]:
                 "apiServer": {"certSANs": [str(cluster.vip)]},
                 "allowSchedulingOnControlPlanes": cluster.allow_scheduling_on_control_planes,
             },
-        },
-        _doc("Layer2VIPConfig", name=str(cluster.vip), link=cluster.link),
+        }
     ]
 
 
 def node_patches(cluster: ClusterConfig, node: NodeConfig, image: str) -> list[Patch]:
-    """Generated per-node patches: install disk/image, host name, static address."""
+    """Generated per-node patches: install disk/image, host name, static address, the VIP on control planes."""
+    link_name = node.link or cluster.link
     link: dict[str, Any] = {
-        "name": node.link or cluster.link,
+        "name": link_name,
         "addresses": [{"address": f"{node.address}/{cluster.node_network.prefixlen}"}],
     }
     if cluster.gateway is not None:
@@ -94,6 +94,10 @@ def node_patches(cluster: ClusterConfig, node: NodeConfig, image: str) -> list[P
         _doc("HostnameConfig", hostname=node.name, auto="off"),
         _doc("LinkConfig", **link),
     ]
+    if node.role == "controlplane":
+        # The VIP lives on the link that carries the node's address: its selector
+        # must match exactly one link of this node.
+        patches.append(_doc("Layer2VIPConfig", name=str(cluster.vip), link=link_name))
     if cluster.nameservers:
         patches.append(_doc("ResolverConfig", nameservers=[{"address": str(a)} for a in cluster.nameservers]))
     if cluster.ntp_servers:

@@ -10,6 +10,7 @@ import yaml
 
 from components import talos_patches
 from stacks import offline, yaml12
+from tests.conftest import home_config, run_config
 from tests.talos_schema import validate_patch
 
 GET_CONFIG = "talos:machine/getConfiguration:getConfiguration"
@@ -83,3 +84,16 @@ def test_octal_permissions_read_as_talos_does(schemas: Path) -> None:
     )
     assert doc["machine"]["files"][0]["permissions"] == 0o644
     assert validate_patch(doc) == []
+
+
+def test_vip_sits_on_the_control_plane_own_link() -> None:
+    """A control plane whose NIC differs from cluster.link gets the VIP on its own link."""
+    config = home_config()
+    config["homelab:nodes"][1]["link"] = "eno1"
+    by_host: dict[str, list[dict[str, Any]]] = {}
+    for host, doc in sent_patches(run_config(config)):
+        by_host.setdefault(host, []).append(doc)
+    for host, link in (("k8s-0", "enp1s0"), ("k8s-1", "eno1")):
+        (vip,) = [d for d in by_host[host] if d.get("kind") == "Layer2VIPConfig"]
+        (nic,) = [d for d in by_host[host] if d.get("kind") == "LinkConfig"]
+        assert vip["link"] == nic["name"] == link
