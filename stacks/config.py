@@ -19,6 +19,7 @@ NAMESPACE = "homelab"
 
 HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 VERSION_RE = re.compile(r"^v\d+\.\d+\.\d+$")
+TALOS_VERSION_RE = re.compile(r"^v1\.13\.\d+$")
 BY_ID_PREFIX = "/dev/disk/by-id/"
 
 # A Talos config patch: one YAML document as a mapping.
@@ -38,6 +39,11 @@ def matching(pattern: re.Pattern[str], what: str) -> AfterValidator:
 
 Hostname = Annotated[str, matching(HOSTNAME_RE, "an RFC 1123 host name (lower-case letters, digits, '-', '.')")]
 Version = Annotated[str, matching(VERSION_RE, "a version of the form vX.Y.Z")]
+# pulumiverse-talos 0.8.1 is built on Talos machinery v1.13, and the patches use
+# documents (HostnameConfig, LinkConfig, Layer2VIPConfig, …) older Talos rejects.
+TalosVersion = Annotated[
+    str, matching(TALOS_VERSION_RE, "a Talos v1.13.x version (what this provider and these patches target)")
+]
 NonEmpty = Annotated[str, Field(min_length=1)]
 
 
@@ -126,7 +132,7 @@ class ClusterConfig(Model):
     ntp_servers: tuple[NonEmpty, ...] = Field((), description="NTP servers for the nodes.")
     pod_subnet: IPv4Network = Field(IPv4Network("10.244.0.0/16"), description="Pod CIDR.")
     service_subnet: IPv4Network = Field(IPv4Network("10.96.0.0/12"), description="Service CIDR.")
-    talos_version: Version = Field(description="Talos version to install (vX.Y.Z).")
+    talos_version: TalosVersion = Field(description="Talos version to install (v1.13.x).")
     kubernetes_version: Version = Field(description="Kubernetes version (vX.Y.Z).")
     installer_image: NonEmpty = Field(
         "ghcr.io/siderolabs/installer", description="Installer image without tag when no extensions are set."

@@ -130,7 +130,15 @@ BAD_INPUTS = [
         "version without v",
         "homelab:cluster/talosVersion",
         "1.13.9",
-        "homelab:cluster.talosVersion: '1.13.9' is not a version of the form vX.Y.Z",
+        "homelab:cluster.talosVersion: '1.13.9' is not a Talos v1.13.x version "
+        "(what this provider and these patches target)",
+    ),
+    (
+        "Talos older than the provider's machinery",
+        "homelab:cluster/talosVersion",
+        "v1.12.5",
+        "homelab:cluster.talosVersion: 'v1.12.5' is not a Talos v1.13.x version "
+        "(what this provider and these patches target)",
     ),
     (
         "version not X.Y.Z",
