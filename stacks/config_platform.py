@@ -10,7 +10,6 @@ could match an OSD disk) live in :func:`rook_problems` and
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections.abc import Sequence
 from typing import Annotated, Literal
@@ -113,10 +112,11 @@ def osd_hosts(nodes: Sequence[NodeConfig]) -> list[NodeConfig]:
 
 
 def _install_selector_hits(node: NodeConfig, disk: str) -> str | None:
-    """Why ``node``'s install-disk selector could pick the OSD ``disk`` (``None`` if it cannot).
+    """Why ``node``'s install-disk serial or WWID names the OSD ``disk`` (``None`` if it does not).
 
     A by-id name is ``<bus>-<model>_<serial>`` or ``wwn-<wwid>`` (udev's
-    60-persistent-storage rules), so serial, WWID and model are visible in it.
+    60-persistent-storage rules), so serial and WWID are visible in it. Other
+    selector fields only narrow a serial or WWID match further.
     """
     sel = node.install_disk
     leaf = disk.removeprefix("/dev/disk/by-id/")
@@ -124,17 +124,24 @@ def _install_selector_hits(node: NodeConfig, disk: str) -> str | None:
         return f"contains the install disk's serial {sel.serial}"
     if sel.wwid and sel.wwid.lower().removeprefix("0x") in leaf.lower():
         return f"is the install disk's WWID {sel.wwid}"
-    if sel.model and fnmatch.fnmatchcase(leaf.split("-", 1)[-1], "*" + sel.model.replace(" ", "_") + "*"):
-        return f"matches the install disk's model selector {sel.model!r}"
-    if sel.type == "nvme" and leaf.startswith("nvme-"):
-        return "is an NVMe disk and the install disk is selected by type nvme alone"
     return None
 
 
 def osd_disk_problems(nodes: Sequence[NodeConfig]) -> list[str]:
-    """OSD disks the node's install-disk selector could also match (Talos would wipe it on install)."""
+    """Install-disk selections that could also pick an OSD disk (Talos would install over it)."""
     problems = []
     for i, node in enumerate(nodes):
+        if not node.osd_disks:
+            continue
+        sel = node.install_disk
+        if not (sel.path or sel.serial or sel.wwid):
+            # Talos installs to the first disk that matches every field; type, model
+            # and size cannot be checked against by-id paths here, so they are not enough.
+            problems.append(
+                f"nodes[{i}].installDisk: select it by path, serial or wwid on a node with osdDisks "
+                "(type, model or size alone could also match an OSD disk)"
+            )
+            continue
         for j, disk in enumerate(node.osd_disks):
             why = _install_selector_hits(node, disk)
             if why:

@@ -223,25 +223,33 @@ def test_osd_disk_equal_to_the_install_disk() -> None:
     ]
 
 
+def test_install_serial_naming_an_osd_disk() -> None:
+    config = home_config()
+    config["homelab:nodes"][0]["installDisk"] = {"serial": "S7KHNJ0W000001"}
+    assert parse_errors(config) == [
+        "homelab:nodes[0].osdDisks[0]: /dev/disk/by-id/nvme-Samsung_SSD_990_PRO_2TB_S7KHNJ0W000001 "
+        "contains the install disk's serial S7KHNJ0W000001; select the install disk so it cannot match an OSD disk"
+    ]
+
+
 @pytest.mark.parametrize(
-    ("install_disk", "why"),
-    [
-        ({"serial": "S7KHNJ0W000001"}, "contains the install disk's serial S7KHNJ0W000001"),
-        ({"type": "nvme"}, "is an NVMe disk and the install disk is selected by type nvme alone"),
-        ({"model": "Samsung SSD 990*"}, "matches the install disk's model selector 'Samsung SSD 990*'"),
-    ],
+    "install_disk",
+    [{"type": "nvme"}, {"model": "Samsung SSD 990*"}, {"size": ">= 100GB"}, {"type": "ssd", "size": "<= 600GB"}],
 )
-def test_install_selector_that_could_pick_an_osd_disk(install_disk: dict[str, str], why: str) -> None:
+def test_install_selector_without_identity_on_an_osd_node(install_disk: dict[str, str]) -> None:
+    """Talos installs to the first disk matching every field; type/model/size could all match the OSD disk."""
     config = home_config()
     config["homelab:nodes"][0]["installDisk"] = install_disk
     assert parse_errors(config) == [
-        f"homelab:nodes[0].osdDisks[0]: /dev/disk/by-id/nvme-Samsung_SSD_990_PRO_2TB_S7KHNJ0W000001 {why}; "
-        "select the install disk so it cannot match an OSD disk"
+        "homelab:nodes[0].installDisk: select it by path, serial or wwid on a node with osdDisks "
+        "(type, model or size alone could also match an OSD disk)"
     ]
 
 
 def test_install_selectors_that_cannot_match_pass() -> None:
     config = home_config()
     config["homelab:nodes"][0]["installDisk"] = {"serial": "S6PNNS0W100001", "type": "ssd"}
-    config["homelab:nodes"][1]["installDisk"] = {"model": "CT500MX500*"}
+    config["homelab:nodes"][1]["installDisk"] = {"wwid": "eui.0025385b21000001", "model": "CT500MX500*"}
+    # A selector by type alone is fine where there is no OSD disk to hit (k8s-5).
+    assert config["homelab:nodes"][5]["installDisk"] == {"type": "nvme"}
     assert parse(config).rook is not None
