@@ -48,6 +48,8 @@ class Resource:
     provider: str
     remote: bool
     aliases: int
+    version: str = ""
+    """Provider plugin version the SDK pins on the resource (empty when none)."""
 
 
 @dataclass
@@ -233,6 +235,9 @@ class RecordingMonitor(mocks.MockMonitor):
         for key in request.additionalSecretOutputs:
             if key in state and not rpc.is_rpc_secret(state[key]):
                 state[key] = {rpc._special_sig_key: rpc._special_secret_sig, "value": state[key]}
+        if urn in self.resources:
+            # The engine refuses a second resource with the same URN; so must the plan.
+            raise ValueError(f"Duplicate resource URN '{urn}'; try giving it a unique name")
         self.resources[urn] = mocks.MockMonitor.ResourceRegistration(urn, rid or "", state)
         response = resource_pb2.RegisterResourceResponse(
             urn=urn, id=rid or "", object=_sync_await(rpc.serialize_properties(state, {}))
@@ -252,6 +257,7 @@ class RecordingMonitor(mocks.MockMonitor):
                 provider=request.provider,
                 remote=request.remote,
                 aliases=len(request.aliases) + len(request.aliasURNs),
+                version=request.version,
             )
         )
         return response
@@ -325,11 +331,15 @@ def run(
     return capture
 
 
+def stack_name(stack_file: Path) -> str:
+    """The stack a file belongs to: ``Pulumi.<stack>.yaml``."""
+    return stack_file.name.removeprefix("Pulumi.").removesuffix(".yaml")
+
+
 def run_stack_file(stack_file: Path) -> Capture:
     """Run the program with the config of ``Pulumi.<stack>.yaml``."""
-    name = stack_file.name.removeprefix("Pulumi.").removesuffix(".yaml")
     config, secret_keys = stack_config(stack_file)
-    return run(name, config, secret_keys)
+    return run(stack_name(stack_file), config, secret_keys)
 
 
 def plain(value: Any) -> Any:

@@ -237,12 +237,15 @@ def write(capture: offline.Capture, out: Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--stack", default="home", help="stack name: plans Pulumi.<stack>.yaml")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--stack", default="home", help="stack name: plans Pulumi.<stack>.yaml")
+    which.add_argument("--file", type=Path, help="plan this stack file instead (stack name from Pulumi.<name>.yaml)")
     parser.add_argument("--out", type=Path, default=None, help="artifact folder (default build/plan/<stack>)")
     args = parser.parse_args(argv)
-    stack_file = offline.ROOT / f"Pulumi.{args.stack}.yaml"
-    if not stack_file.exists():
-        print(f"no stack file {stack_file.name}", file=sys.stderr)
+    stack_file = args.file or offline.ROOT / f"Pulumi.{args.stack}.yaml"
+    stack = offline.stack_name(stack_file)
+    if not stack_file.is_file():
+        print(f"no stack file {stack_file}", file=sys.stderr)
         return 2
     try:
         capture = offline.run_stack_file(stack_file)
@@ -251,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
             print(line, file=sys.stderr)
         return 2
     print("\n".join(tree_lines(capture)))
-    out = args.out or offline.ROOT / "build" / "plan" / args.stack
+    out = args.out or offline.ROOT / "build" / "plan" / stack
     written = write(capture, out)
     print(f"wrote {len(written)} files to {out.relative_to(offline.ROOT) if out.is_relative_to(offline.ROOT) else out}")
     return max([0, *(check(capture, out) for check in CHECKS)])

@@ -235,21 +235,18 @@ def test_bad_config_registers_nothing() -> None:
 
 def test_plan_cli_prints_only_the_lines(tmp_path: Any) -> None:
     """`make plan` on a bad stack: exit 2, the error lines on stderr, no traceback, no artifacts."""
-    stack = ROOT / "Pulumi.badtest.yaml"
+    stack = tmp_path / "Pulumi.badtest.yaml"
     config = mutate("homelab:nodes/3/address", "10.0.10.300")
     config["homelab:cluster"]["vip"] = "192.168.1.10"
     stack.write_text(yaml.safe_dump({"config": config}))
-    try:
-        out = tmp_path / "plan"
-        proc = subprocess.run(
-            [sys.executable, "-m", "stacks.plan", "--stack", "badtest", "--out", str(out)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    finally:
-        stack.unlink()
+    out = tmp_path / "plan"
+    proc = subprocess.run(
+        [sys.executable, "-m", "stacks.plan", "--file", str(stack), "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert proc.stderr.splitlines() == [

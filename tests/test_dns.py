@@ -307,5 +307,6 @@ def test_record_registers_like_the_sdk_resource(tmp_path: Path) -> None:
         assert ours.type == sdk.type == RECORD
         assert ours.inputs == sdk.inputs
         assert (ours.custom, ours.provider, ours.parent) == (sdk.custom, sdk.provider, sdk.parent)
+        assert ours.version == sdk.version != ""
     sdk_utilities = importlib.import_module("pulumi_cloudflare._utilities")
     assert sdk_utilities.get_version() == dns.PROVIDER_VERSION

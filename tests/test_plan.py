@@ -117,3 +117,30 @@ def test_plan_of_another_stack(tmp_path: Path) -> None:
 
 def test_unknown_stack_file() -> None:
     assert plan.main(["--stack", "does-not-exist"]) == 2
+
+
+def test_duplicate_urns_fail_the_plan_as_they_fail_the_engine(tmp_path: Path) -> None:
+    # In a process of its own: a run that fails mid-registration leaves the runtime's loop unusable.
+    program = tmp_path / "dup.py"
+    program.write_text(
+        "import pulumi\n"
+        "class Thing(pulumi.CustomResource):\n"
+        "    def __init__(self, name):\n"
+        "        super().__init__('test:index:Thing', name, {})\n"
+        "Thing('same')\n"
+        "Thing('same')\n"
+    )
+    code = (
+        "from pathlib import Path\nfrom stacks import offline\n"
+        f"offline.run('dup', {{}}, [], program=Path({str(program)!r}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert proc.returncode != 0
+    assert "Duplicate resource URN 'urn:pulumi:dup::homelab::pulumi:pulumi:Stack$test:index:Thing::same'" in proc.stderr
+
+
+def test_plan_of_a_stack_file_elsewhere(tmp_path: Path) -> None:
+    stack = tmp_path / "Pulumi.elsewhere.yaml"
+    stack.write_text((ROOT / "Pulumi.minimal.yaml").read_text())
+    assert plan.main(["--file", str(stack), "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "graph.json").is_file()

@@ -25,7 +25,7 @@ def json5_parser() -> Any:
     for name in ("pyjson5", "json5"):
         if importlib.util.find_spec(name):
             return __import__(name)
-    pytest.skip("no JSON5 parser installed (json5 in requirements.txt)")
+    pytest.fail("no JSON5 parser installed (json5 is in requirements.txt)")
 
 
 @pytest.fixture(scope="module")
@@ -213,8 +213,7 @@ def test_kubernetes_images_are_annotated_and_matched(config):
                 where = f"{path.relative_to(ROOT)}:{line + 1} {key}: {value}"
                 assert "# renovate:" in lines[line - 1], f"{where}: no renovate comment on the line before"
                 assert line in deps and deps[line]["currentValue"] == expected_value(value), where
-    if checked == 0:
-        pytest.skip("no images pinned in the Flux tree yet")
+    assert checked > 0, "no image versions found in the Flux tree"
 
 
 def test_kubernetes_chart_versions_are_flux_sources():
