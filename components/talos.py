@@ -126,10 +126,15 @@ class TalosCluster(pulumi.ComponentResource):
             image = pulumi.Output.from_input(talos_patches.installer_image(cluster, None))
         self.installer_image = image
 
+        # Patches shared by a role are rendered once, not once per node.
+        shared = {
+            role: [talos_patches.to_yaml(p) for p in talos_patches.shared_patches(cluster, role, args.layer_patches)]
+            for role in {n.role for n in args.nodes}
+        }
         self.applies = {}
         previous_cp: pulumi.Resource | None = None
         for node in [*cps, *workers]:
-            patches = image.apply(functools.partial(self._patch_texts, args, node))
+            patches = image.apply(functools.partial(self._patch_texts, cluster, node, shared[node.role]))
             config = talos.machine.get_configuration_output(
                 cluster_name=cluster.name,
                 cluster_endpoint=cluster.endpoint,
@@ -196,6 +201,5 @@ class TalosCluster(pulumi.ComponentResource):
         self.register_outputs({"kubeconfig": self.kubeconfig, "talosconfig": self.talosconfig})
 
     @staticmethod
-    def _patch_texts(args: TalosClusterArgs, node: NodeConfig, image: str) -> list[str]:
-        patches = talos_patches.patches_for(args.cluster, node, image, args.layer_patches)
-        return [talos_patches.to_yaml(p) for p in patches]
+    def _patch_texts(cluster: ClusterConfig, node: NodeConfig, shared: list[str], image: str) -> list[str]:
+        return [*shared, *(talos_patches.to_yaml(p) for p in talos_patches.own_patches(cluster, node, image))]

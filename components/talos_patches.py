@@ -13,6 +13,7 @@ https://www.talos.dev/v1.13/reference/configuration/network/.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -105,21 +106,23 @@ def node_patches(cluster: ClusterConfig, node: NodeConfig, image: str) -> list[P
     return patches
 
 
+def shared_patches(cluster: ClusterConfig, role: str, layer_patches: Sequence[Patch] = ()) -> list[Patch]:
+    """The patches every node of a role gets, in the order Talos applies them (before the node's own)."""
+    scoped = cluster.patches
+    role_user = scoped.controlplane if role == "controlplane" else scoped.worker
+    return [cluster_patch(cluster), *layer_patches, *scoped.all, *role_patches(cluster, role), *role_user]
+
+
+def own_patches(cluster: ClusterConfig, node: NodeConfig, image: str) -> list[Patch]:
+    """The patches only this node gets, applied last: generated, then ``node.patches``."""
+    return [*node_patches(cluster, node, image), *node.patches]
+
+
 def patches_for(
     cluster: ClusterConfig, node: NodeConfig, image: str, layer_patches: Sequence[Patch] = ()
 ) -> list[Patch]:
     """Every patch for one node, in the order Talos applies them."""
-    scoped = cluster.patches
-    role_user = scoped.controlplane if node.role == "controlplane" else scoped.worker
-    return [
-        cluster_patch(cluster),
-        *layer_patches,
-        *scoped.all,
-        *role_patches(cluster, node.role),
-        *role_user,
-        *node_patches(cluster, node, image),
-        *node.patches,
-    ]
+    return [*shared_patches(cluster, node.role, layer_patches), *own_patches(cluster, node, image)]
 
 
 def _merge(into: dict[str, Any], patch: dict[str, Any]) -> None:
@@ -159,6 +162,16 @@ def to_yaml(patch: Patch) -> str:
 def from_yaml(text: str) -> Any:
     """Parse a patch text written by :func:`to_yaml`."""
     return yaml.load(text, Loader=_LOADER)
+
+
+@functools.cache
+def read_patch(text: str) -> Any:
+    """:func:`from_yaml` for readers of what was sent: one parse per distinct text, shared.
+
+    Every node carries the same cluster and role patches; reports parse each once.
+    The result is shared between callers: read it, never change it.
+    """
+    return from_yaml(text)
 
 
 def to_yaml_all(docs: Sequence[Patch]) -> str:

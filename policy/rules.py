@@ -23,6 +23,7 @@ Pulumi CLI runs it from the project's virtualenv, outside the program.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -207,13 +208,24 @@ def _image_values(value: Any, path: str = "") -> Iterator[tuple[str, str | None]
             yield from _yaml_images(child, here)
 
 
+@functools.lru_cache(maxsize=1024)
+def _documents(text: str) -> tuple[Any, ...] | None:
+    """The YAML documents of a string, None when it is not YAML; parsed once for every rule that reads it.
+
+    Shared between rules: read the result, never change it.
+    """
+    try:
+        return tuple(yaml.load_all(text, Loader=_YAML_LOADER))
+    except yaml.YAMLError:
+        return None
+
+
 def _yaml_images(text: str, path: str) -> Iterator[tuple[str, str | None]]:
     """Images inside a YAML string (a Talos machine config or patch, possibly several documents)."""
     if _unknown(text):
         return
-    try:
-        docs = list(yaml.load_all(text, Loader=_YAML_LOADER))
-    except yaml.YAMLError:
+    docs = _documents(text)
+    if docs is None:
         return
     for i, doc in enumerate(docs):
         if isinstance(doc, Mapping | list):
@@ -380,11 +392,7 @@ def _apply_role(res: PolicyResource) -> str | None:
         return None
     if not isinstance(text, str) or _unknown(text):
         return None
-    try:
-        docs = list(yaml.load_all(text, Loader=_YAML_LOADER))
-    except yaml.YAMLError:
-        return None
-    for doc in docs:
+    for doc in _documents(text) or ():
         role = _get(doc, "machine", "type") if isinstance(doc, Mapping) else None
         if isinstance(role, str):
             return "controlplane" if role in ("controlplane", "init") else role

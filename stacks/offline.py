@@ -115,7 +115,7 @@ def _schematic_id(args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
 def _machine_configuration(args: dict[str, Any]) -> dict[str, Any]:
     # What talosctl would generate, reduced to what the patches say and the machine
     # role, so the policy pack reads installer images and roles offline.
-    docs = [talos_patches.from_yaml(p) for p in args.get("configPatches") or []]
+    docs = [talos_patches.read_patch(p) for p in args.get("configPatches") or []]
     main, *named = talos_patches.merged(docs)
     main["version"] = "v1alpha1"
     main.setdefault("machine", {})["type"] = args.get("machineType")

@@ -95,7 +95,7 @@ def node_patches(capture: offline.Capture) -> dict[str, list[dict[str, Any]]]:
     for inv in capture.invokes:
         if inv.token != "talos:machine/getConfiguration:getConfiguration":
             continue
-        docs = [talos_patches.from_yaml(p) for p in inv.args.get("configPatches") or []]
+        docs = [talos_patches.read_patch(p) for p in inv.args.get("configPatches") or []]
         host = next((d["hostname"] for d in docs if d.get("kind") == "HostnameConfig"), None)
         if host:
             out[host] = talos_patches.merged(docs)
