@@ -19,7 +19,7 @@ from typing import Any
 import pulumi
 from pulumi.runtime import mocks, rpc, settings
 from pulumi.runtime.config import set_all_config
-from pulumi.runtime.proto import resource_pb2
+from pulumi.runtime.proto import provider_pb2, resource_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
@@ -113,15 +113,17 @@ def _schematic_id(args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
 
 
 def _machine_configuration(args: dict[str, Any]) -> dict[str, Any]:
-    # What talosctl would generate, reduced to what the patches say and the machine
-    # role, so the policy pack reads installer images and roles offline.
-    docs = [talos_patches.read_patch(p) for p in args.get("configPatches") or []]
-    main, *named = talos_patches.merged(docs)
-    main["version"] = "v1alpha1"
-    main.setdefault("machine", {})["type"] = args.get("machineType")
-    main.setdefault("cluster", {})["clusterName"] = args.get("clusterName")
-    text = "# offline: generated from the patches, without the secrets\n" + talos_patches.to_yaml_all([main, *named])
-    return {"machineConfiguration": text}
+    # Stands in for what talosctl generates: the machine's role and cluster name, then
+    # the patches as sent, so the policy pack reads installer images and roles offline.
+    head = {
+        "version": "v1alpha1",
+        "machine": {"type": args.get("machineType")},
+        "cluster": {"clusterName": args.get("clusterName")},
+    }
+    docs = [talos_patches.to_yaml(head), *(args.get("configPatches") or [])]
+    return {
+        "machineConfiguration": "# offline: generated from the patches, without the secrets\n---\n" + "---\n".join(docs)
+    }
 
 
 FAKE_ONEPASSWORD_PREFIX = "offline-op-"
@@ -263,10 +265,17 @@ class RecordingMonitor(mocks.MockMonitor):
         return response
 
     def Invoke(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
-        """Call as the mock does, then record the arguments."""
+        """Call the mocks as MockMonitor does, recording the arguments (parsed once)."""
+        if request.tok == "pulumi:pulumi:getResource":
+            return super().Invoke(request)  # type: ignore[no-untyped-call]
+        _ensure_event_loop()  # type: ignore[no-untyped-call]
         args = rpc.deserialize_properties(request.args, keep_unknowns=True)
         self.capture.invokes.append(Invoke(token=request.tok, args=args))
-        return super().Invoke(request)  # type: ignore[no-untyped-call]
+        result, failures = self.mocks.call(mocks.MockCallArgs(token=request.tok, args=args, provider=request.provider))
+        return resource_pb2.ResourceInvokeResponse(
+            failures=[provider_pb2.CheckFailure(property=p, reason=r) for p, r in failures or []],
+            **{"return": _sync_await(rpc.serialize_properties(result, {}))},
+        )
 
 
 def config_map(config: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:

@@ -217,19 +217,24 @@ def write(capture: offline.Capture, out: Path) -> list[Path]:
     if out.exists():
         shutil.rmtree(out)
     (out / "talos").mkdir(parents=True)
+    graph_dot = out / "graph.dot"
+    graph_dot.write_text(dot(capture))
+    written = [graph_dot]
+    # Graphviz lays the picture out on the other core while the rest is written.
+    svg = out / "graph.svg"
+    layout = subprocess.Popen(["dot", "-Tsvg", str(graph_dot), "-o", str(svg)]) if shutil.which("dot") else None
     files = {
         out / "graph.json": json.dumps(graph_json(capture), indent=2, sort_keys=False) + "\n",
-        out / "graph.dot": dot(capture),
         out / "graph.mmd": mermaid(capture),
     }
     for node, docs in node_patches(capture).items():
         files[out / "talos" / f"{node}.yaml"] = talos_patches.to_yaml_all(docs)
     for path, text in files.items():
         path.write_text(text)
-    written = list(files)
-    if shutil.which("dot"):
-        svg = out / "graph.svg"
-        subprocess.run(["dot", "-Tsvg", str(out / "graph.dot"), "-o", str(svg)], check=True)
+    written.extend(files)
+    if layout is not None:
+        if layout.wait() != 0:
+            raise subprocess.CalledProcessError(layout.returncode, layout.args)
         written.append(svg)
     return written
 
