@@ -127,17 +127,23 @@ def test_kubernetes_provider_waits_for_kubeconfig(home: offline.Capture) -> None
     assert rpc.is_rpc_secret(provider.inputs["kubeconfig"])
 
 
+def installer_images(capture: offline.Capture) -> set[str]:
+    """The installer images the program put in any node's patches."""
+    return {
+        image
+        for i in capture.invokes
+        if i.token == GET_CONFIG
+        for p in i.args["configPatches"]
+        if (image := yaml.safe_load(p).get("machine", {}).get("install", {}).get("image"))
+    }
+
+
 def test_schematic_only_with_extensions() -> None:
     config = home_config()
     config["homelab:cluster"]["extensions"] = []
     capture = run_config(config)
     assert capture.of_type("talos:imageFactory/schematic:Schematic") == []
-    images = {
-        yaml.safe_load(p).get("machine", {}).get("install", {}).get("image")
-        for i in capture.invokes
-        if i.token == GET_CONFIG
-        for p in i.args["configPatches"]
-    } - {None}
+    images = installer_images(capture)
     assert images == {"ghcr.io/siderolabs/installer:v1.13.9"}
 
 
@@ -148,12 +154,7 @@ def test_schematic_gives_factory_installer(home: offline.Capture) -> None:
         "siderolabs/intel-ucode",
         "siderolabs/i915",
     ]
-    images = {
-        yaml.safe_load(p).get("machine", {}).get("install", {}).get("image")
-        for i in home.invokes
-        if i.token == GET_CONFIG
-        for p in i.args["configPatches"]
-    } - {None}
+    images = installer_images(home)
     (image,) = images
     assert image.startswith("factory.talos.dev/installer/") and image.endswith(":v1.13.9")
 
