@@ -159,19 +159,14 @@ def to_yaml(patch: Patch) -> str:
     return yaml.dump(patch, Dumper=_DUMPER, sort_keys=False)
 
 
-def from_yaml(text: str) -> Any:
-    """Parse a patch text written by :func:`to_yaml`."""
-    return yaml.load(text, Loader=_LOADER)
-
-
 @functools.cache
 def read_patch(text: str) -> Any:
-    """:func:`from_yaml` for readers of what was sent: one parse per distinct text, shared.
+    """Parse a patch text written by :func:`to_yaml`: one parse per distinct text, shared.
 
     Every node carries the same cluster and role patches; reports parse each once.
     The result is shared between callers: read it, never change it.
     """
-    return from_yaml(text)
+    return yaml.load(text, Loader=_LOADER)
 
 
 def to_yaml_all(docs: Sequence[Patch]) -> str:

@@ -196,12 +196,12 @@ class OfflineMocks(pulumi.runtime.Mocks):
         return result, []
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """Strip Pulumi's wire wrappers for reports: secrets → REDACTED, resources → names, whole numbers as ints."""
     if isinstance(value, Mapping):
-        return REDACTED if rpc.is_rpc_secret(value) else {k: _plain(v) for k, v in value.items()}
+        return REDACTED if rpc.is_rpc_secret(value) else {k: plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, pulumi.Resource):
         return f"<resource {value._name}>"
     if isinstance(value, float) and value.is_integer():
@@ -313,9 +313,10 @@ def run(
     runtime has settled.
     """
     capture = Capture(stack=stack)
-    monitor = RecordingMonitor(OfflineMocks(), capture)
+    mock = OfflineMocks()
+    monitor = RecordingMonitor(mock, capture)
     settings.ROOT.set(None)
-    mocks.set_mocks(OfflineMocks(), project=PROJECT, stack=stack, preview=True, monitor=monitor)
+    mocks.set_mocks(mock, project=PROJECT, stack=stack, preview=True, monitor=monitor)
     set_all_config(dict(config), list(secret_keys or []))
 
     async def outputs() -> None:
@@ -349,8 +350,3 @@ def run_stack_file(stack_file: Path) -> Capture:
     """Run the program with the config of ``Pulumi.<stack>.yaml``."""
     config, secret_keys = stack_config(stack_file)
     return run(stack_name(stack_file), config, secret_keys)
-
-
-def plain(value: Any) -> Any:
-    """Public form of :func:`_plain` for reports: secrets redacted, wrappers gone."""
-    return _plain(value)

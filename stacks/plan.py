@@ -89,8 +89,8 @@ def graph_json(capture: offline.Capture) -> dict[str, Any]:
     }
 
 
-def node_patches(capture: offline.Capture) -> dict[str, list[dict[str, Any]]]:
-    """Merged Talos patches per node, read back from what the program sent the provider."""
+def sent_patches(capture: offline.Capture) -> dict[str, list[dict[str, Any]]]:
+    """The Talos patch documents the program sent the provider, per node host name (shared: read only)."""
     out: dict[str, list[dict[str, Any]]] = {}
     for inv in capture.invokes:
         if inv.token != "talos:machine/getConfiguration:getConfiguration":
@@ -98,8 +98,13 @@ def node_patches(capture: offline.Capture) -> dict[str, list[dict[str, Any]]]:
         docs = [talos_patches.read_patch(p) for p in inv.args.get("configPatches") or []]
         host = next((d["hostname"] for d in docs if d.get("kind") == "HostnameConfig"), None)
         if host:
-            out[host] = talos_patches.merged(docs)
+            out[host] = docs
     return out
+
+
+def node_patches(capture: offline.Capture) -> dict[str, list[dict[str, Any]]]:
+    """Merged Talos patches per node, read back from what the program sent the provider."""
+    return {host: talos_patches.merged(docs) for host, docs in sent_patches(capture).items()}
 
 
 def tree_lines(capture: offline.Capture) -> list[str]:

@@ -7,27 +7,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from components import talos_patches
-from stacks import loader, offline
+from stacks import loader, offline, plan
 from tests.conftest import config_errors as errors
 from tests.conftest import home_config, run_config
 from tests.talos_schema import validate_patch
 
-GET_CONFIG = "talos:machine/getConfiguration:getConfiguration"
 CRI_PART = "/etc/cri/conf.d/20-customization.part"
 
 
 def node_docs(capture: offline.Capture) -> dict[str, list[dict[str, Any]]]:
     """Patch documents the program sent to Talos, per host name."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    for inv in capture.invokes:
-        if inv.token == GET_CONFIG:
-            docs = [yaml.safe_load(p) for p in inv.args["configPatches"]]
-            host = next(d["hostname"] for d in docs if d.get("kind") == "HostnameConfig")
-            out[host] = docs
-    return out
+    return plan.sent_patches(capture)
 
 
 def merged(docs: list[dict[str, Any]]) -> dict[str, Any]:

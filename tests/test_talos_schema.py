@@ -6,26 +6,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from components import talos_patches
-from stacks import offline, yaml12
+from stacks import offline, plan, yaml12
 from tests.conftest import home_config, run_config
 from tests.talos_schema import validate_patch
-
-GET_CONFIG = "talos:machine/getConfiguration:getConfiguration"
 
 
 def sent_patches(capture: offline.Capture) -> list[tuple[str, dict[str, Any]]]:
     """(host, patch document) for every patch the program sent to the provider."""
-    out: list[tuple[str, dict[str, Any]]] = []
-    for inv in capture.invokes:
-        if inv.token != GET_CONFIG:
-            continue
-        docs = [yaml.safe_load(p) for p in inv.args["configPatches"]]
-        host = next(d["hostname"] for d in docs if d.get("kind") == "HostnameConfig")
-        out.extend((host, d) for d in docs)
-    return out
+    return [(host, doc) for host, docs in plan.sent_patches(capture).items() for doc in docs]
 
 
 def test_every_home_patch_is_schema_valid(home: offline.Capture, schemas: Path) -> None:
