@@ -16,13 +16,14 @@ $(VENV)/.installed: requirements.txt
 	touch $@
 
 plan: $(VENV)/.installed ## offline plan of Pulumi.$(STACK).yaml under Pulumi's mocks (no CLI, no network)
-	$(PY) -m stacks.plan --stack $(STACK)
+	$(PY) -m plan --stack $(STACK)
 
 test: lint typecheck unit ## ruff, mypy and pytest
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache pyproject.toml
 
 typecheck: $(VENV)/.installed
 	$(PY) -m mypy .
@@ -37,7 +38,7 @@ bench: $(VENV)/.installed ## time and peak memory of the offline plan: home and 
 	$(PY) -m bench.plan_bench
 
 schema: $(VENV)/.installed ## write the JSON schema of the stack config (editors validate Pulumi.*.yaml)
-	$(PY) -m stacks.schema
+	$(PY) -m plan.schema
 
 kubeconfig: ## write ./kubeconfig from the stack output (real Pulumi CLI)
 	pulumi stack output kubeconfig --show-secrets --stack $(STACK) > kubeconfig && chmod 600 kubeconfig

@@ -34,7 +34,8 @@ from typing import Any
 
 import yaml
 
-from stacks import offline, plan, yaml12
+from plan import offline, yaml12
+from plan import report as plan_report
 
 ROOT = Path(__file__).resolve().parent.parent
 HOME = ROOT / "Pulumi.home.yaml"
@@ -106,9 +107,9 @@ def child(stack_file: Path, out: Path) -> int:
     """One plan as ``make plan`` does it (tree, artifacts, policy pack); prints a JSON summary."""
     with contextlib.redirect_stdout(io.StringIO()):
         capture = offline.run_stack_file(stack_file)
-        plan.tree_lines(capture)
-        plan.write(capture, out)
-        code = max([0, *(check(capture, out) for check in plan.CHECKS)])
+        plan_report.tree_lines(capture)
+        plan_report.write(capture, out)
+        code = max([0, *(check(capture, out) for check in plan_report.CHECKS)])
     print(json.dumps({"resources": len(capture.resources), "invokes": len(capture.invokes)}))
     return code
 

@@ -24,7 +24,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import k8s as k8s_helpers
-from stacks.config_platform import LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING, CertManagerConfig, IssuersConfig
+from stacks.config.platform import LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING, CertManagerConfig, IssuersConfig
 
 TOKEN_KEY = "api-token"
 """Key of the Cloudflare token in its Secret."""

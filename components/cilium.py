@@ -33,7 +33,7 @@ import pulumi_kubernetes as k8s
 
 from components import k8s as k8s_helpers
 from components.talos_patches import KUBEPRISM_PORT
-from stacks.config_network import CiliumConfig
+from stacks.config.network import CiliumConfig
 
 # The agent's default capabilities minus SYS_MODULE (Talos forbids loading modules
 # from workloads); the lists the Talos Cilium guide passes to the chart.

@@ -5,7 +5,7 @@ both would fight over the ``kube-dns`` Service. When this layer is enabled its
 Talos patch disables Talos's copy, and the chart takes over the same contract:
 Service ``kube-dns`` in kube-system with label ``k8s-app: kube-dns`` at the
 address every kubelet sends queries to (the 10th of the service subnet, see
-:func:`stacks.config_network.cluster_dns_ip`).
+:func:`stacks.config.network.cluster_dns_ip`).
 
 CoreDNS needs pod networking, so its chart waits for Cilium (``opts.depends_on``).
 """
@@ -20,8 +20,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import k8s as k8s_helpers
-from stacks.config import Patch
-from stacks.config_network import CorednsConfig
+from stacks.config.base import Patch
+from stacks.config.network import CorednsConfig
 
 # Talos's default cluster domain (cluster.network.dnsDomain); this stack does not change it.
 CLUSTER_DOMAIN = "cluster.local"

@@ -27,7 +27,7 @@ from importlib import metadata
 
 import pulumi
 
-from stacks.config_external import DnsConfig
+from stacks.config.external import DnsConfig
 
 RECORD_TYPE = "cloudflare:index/dnsRecord:DnsRecord"
 """The resource's type token in pulumi-cloudflare 6.x (``cloudflare.DnsRecord``)."""

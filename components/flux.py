@@ -28,7 +28,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.k8s import chart, deep_merge, namespace
-from stacks.config_flux import FluxConfig
+from stacks.config.flux import FluxConfig
 
 FLUX_INSTANCE_API = "fluxcd.controlplane.io/v1"
 FLUX_INSTANCE_NAME = "flux"

@@ -8,7 +8,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from stacks.config import ChartConfig
+from stacks.config.base import ChartConfig
 
 # Talos enforces pod-security "baseline" cluster-wide; namespaces that run
 # privileged pods (CNI, storage) must say so: https://www.talos.dev/v1.13/kubernetes-guides/configuration/pod-security/

@@ -34,7 +34,7 @@ import pulumi
 import pulumi_onepassword as onepassword
 
 from components.talos import provider_machine_secrets
-from stacks.config_external import BUILTIN_ITEM_FIELDS, ItemRef, OnePasswordConfig
+from stacks.config.external import BUILTIN_ITEM_FIELDS, ItemRef, OnePasswordConfig
 from stacks.secrets import SecretInputs
 
 TAGS = ["homelab", "pulumi"]

@@ -26,8 +26,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import k8s as k8s_helpers
-from stacks.config import NodeConfig
-from stacks.config_platform import RookConfig, osd_hosts
+from stacks.config.cluster import NodeConfig
+from stacks.config.platform import RookConfig, osd_hosts
 
 # Control planes carry this taint unless the cluster schedules workloads there
 # (Talos allowSchedulingOnControlPlanes); small labs put OSD disks and mons on them.

@@ -25,8 +25,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import k8s as k8s_helpers
-from stacks.config import Patch
-from stacks.config_network import SpegelConfig
+from stacks.config.base import Patch
+from stacks.config.network import SpegelConfig
 
 CRI_CUSTOMIZATION_PATH = "/etc/cri/conf.d/20-customization.part"
 CRI_KEEP_LAYERS = '[plugins."io.containerd.cri.v1.images"]\n  discard_unpacked_layers = false\n'

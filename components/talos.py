@@ -22,7 +22,8 @@ import pulumiverse_talos as talos
 import yaml
 
 from components import talos_patches
-from stacks.config import ClusterConfig, NodeConfig, Patch
+from stacks.config.base import Patch
+from stacks.config.cluster import ClusterConfig, NodeConfig
 
 SECRET_OUTPUTS = ["machine_secrets", "client_configuration"]
 

@@ -19,7 +19,8 @@ from typing import Any
 
 import yaml
 
-from stacks.config import ClusterConfig, NodeConfig, Patch
+from stacks.config.base import Patch
+from stacks.config.cluster import ClusterConfig, NodeConfig
 
 KUBEPRISM_PORT = 7445
 FACTORY_INSTALLER = "factory.talos.dev/installer"

@@ -1,7 +1,7 @@
 """The homelab policy pack's rules (CrossGuard), importable without starting a server.
 
 ``POLICIES`` is what ``policy/__main__.py`` hands to ``PolicyPack`` and what
-``policy/offline.py`` runs over the offline plan. Each rule has a kebab-case
+``plan/policy.py`` runs over the offline plan. Each rule has a kebab-case
 name, a description and an explicit enforcement level; the reason for the level
 is in the comment above each rule.
 

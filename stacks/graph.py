@@ -21,10 +21,11 @@ from components.rook import Rook, RookArgs
 from components.spegel import Spegel, SpegelArgs
 from components.talos import TalosCluster, TalosClusterArgs
 from stacks import secrets as secret_inputs
-from stacks.config import LayerConfig, StackConfig
-from stacks.config_flux import credential_problems
-from stacks.config_network import cluster_dns_ip
-from stacks.config_platform import token_problems
+from stacks.config import StackConfig
+from stacks.config.base import LayerConfig
+from stacks.config.flux import credential_problems
+from stacks.config.network import cluster_dns_ip
+from stacks.config.platform import token_problems
 from stacks.loader import ConfigError
 from stacks.secrets import SecretInputs
 

@@ -15,7 +15,8 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 from pydantic import ValidationError
 
-from stacks.config import NAMESPACE, StackConfig
+from stacks.config import StackConfig
+from stacks.config.base import NAMESPACE
 from stacks.secrets import SECRET_CONFIG_KEYS, config_key
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 
 import pulumi
 
-from stacks.config import NAMESPACE
+from stacks.config.base import NAMESPACE
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from stacks import loader, offline, yaml12
+from plan import offline, yaml12
+from stacks import loader
 from stacks.config import StackConfig
 from stacks.loader import ConfigError
 

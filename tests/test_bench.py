@@ -6,7 +6,7 @@ from pathlib import Path
 
 from bench import plan_bench
 from bench.plan_bench import Row
-from stacks import yaml12
+from plan import yaml12
 from tests.conftest import parse_config
 
 

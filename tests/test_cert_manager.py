@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 from pulumi.runtime import rpc
 
-from stacks import offline
+from plan import offline
 from stacks.loader import ConfigError
 from tests.conftest import config_errors as parse_errors
 from tests.conftest import home_config, run_config

@@ -10,7 +10,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from stacks import offline
+from plan import offline
 from stacks.loader import ConfigError
 from tests.conftest import config_errors as errors
 from tests.conftest import home_config, run_config

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from stacks import offline
+from plan import offline
 from stacks.loader import ConfigError
 from tests.conftest import ROOT, home_config, run_config
 from tests.conftest import config_errors as errors
@@ -241,7 +241,7 @@ def test_plan_cli_prints_only_the_lines(tmp_path: Any) -> None:
     stack.write_text(yaml.safe_dump({"config": config}))
     out = tmp_path / "plan"
     proc = subprocess.run(
-        [sys.executable, "-m", "stacks.plan", "--file", str(stack), "--out", str(out)],
+        [sys.executable, "-m", "plan", "--file", str(stack), "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from stacks import offline, yaml12
+from plan import offline, yaml12
 from tests.conftest import ROOT, home_config
 
 SETTINGS = ROOT / "kubernetes" / "flux" / "cluster" / "cluster-settings.yaml"

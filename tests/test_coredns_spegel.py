@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from components import talos_patches
-from stacks import loader, offline, plan
+from plan import offline, report
+from stacks import loader
 from tests.conftest import config_errors as errors
 from tests.conftest import home_config, run_config
 from tests.talos_schema import validate_patch
@@ -19,7 +20,7 @@ CRI_PART = "/etc/cri/conf.d/20-customization.part"
 
 def node_docs(capture: offline.Capture) -> dict[str, list[dict[str, Any]]]:
     """Patch documents the program sent to Talos, per host name."""
-    return plan.sent_patches(capture)
+    return report.sent_patches(capture)
 
 
 def merged(docs: list[dict[str, Any]]) -> dict[str, Any]:

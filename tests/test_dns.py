@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from components import dns
-from stacks import offline
-from stacks.config_external import DnsConfig
+from plan import offline
+from stacks.config.external import DnsConfig
 from stacks.loader import ConfigError
 from tests.conftest import HOME, ROOT, config_problems, home_config, run_config
 
@@ -245,7 +245,7 @@ def test_stack_without_dns_has_no_records() -> None:
 PROBE = """
 import json, sys
 from pathlib import Path
-from stacks import offline
+from plan import offline
 capture = offline.run_stack_file(Path(sys.argv[1]))
 mods = ("pulumi_cloudflare", "pulumi_onepassword")
 print(json.dumps({"types": sorted({r.type for r in capture.resources}), **{m: m in sys.modules for m in mods}}))

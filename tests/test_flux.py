@@ -13,7 +13,7 @@ import yaml
 from pulumi.runtime import rpc
 
 from components import flux as flux_component
-from stacks import offline
+from plan import offline
 from stacks.loader import ConfigError
 from tests.conftest import ROOT, home_config, run_config
 from tests.conftest import config_errors as errors

@@ -14,7 +14,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from stacks import offline
+from plan import offline
 from tools import validate_kubernetes as vk
 
 REPO = Path(__file__).resolve().parent.parent

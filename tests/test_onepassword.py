@@ -11,8 +11,8 @@ import yaml
 from pulumi.runtime import rpc
 
 from components.onepassword import ItemFieldError, pick_field, talos_secrets_bundle
-from stacks import offline, plan
-from stacks.config_external import ItemRef, OnePasswordConfig, OnePasswordItems
+from plan import offline, report
+from stacks.config.external import ItemRef, OnePasswordConfig, OnePasswordItems
 from stacks.secrets import SECRET_CONFIG_KEYS, SecretInputs
 from tests.conftest import config_problems, home_config, run_config
 
@@ -109,7 +109,7 @@ def test_bundle_keeps_the_aescbc_secret_when_there_is_one() -> None:
 
 
 def test_plan_shows_items_redacted(home: offline.Capture) -> None:
-    graph = plan.graph_json(home)
+    graph = report.graph_json(home)
     items = [r for r in graph["resources"] if r["type"] == ITEM]
     assert len(items) == 3
     assert all(r["inputs"]["noteValue"] == offline.REDACTED for r in items)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from stacks import offline, plan
+from plan import offline, report
 from tests.conftest import ROOT, home_config, run_config
 
 # Values the mocks hand out for credentials: none may leak into the artifacts.
@@ -21,7 +21,7 @@ FAKE_SECRETS = ["offline-cert", "offline-key", "offline.token", "offline-cluster
 def artifacts(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
     out = tmp_path_factory.mktemp("plan") / "home"
     proc = subprocess.run(
-        [sys.executable, "-m", "stacks.plan", "--stack", "home", "--out", str(out)],
+        [sys.executable, "-m", "plan", "--stack", "home", "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -77,7 +77,7 @@ def test_numbers_show_as_written(artifacts: tuple[subprocess.CompletedProcess[st
 
 
 def test_node_patches_are_merged_per_node(home: offline.Capture) -> None:
-    merged = plan.node_patches(home)
+    merged = report.node_patches(home)
     main, *docs = merged["k8s-4"]
     assert main["machine"]["nodeLabels"] == {"intel.feature.node.kubernetes.io/gpu": "true"}
     assert main["machine"]["install"]["disk"] == "/dev/disk/by-id/ata-CT500MX500SSD1_2301E6A00002"
@@ -86,7 +86,7 @@ def test_node_patches_are_merged_per_node(home: offline.Capture) -> None:
 
 
 def test_pictures_show_charts_and_their_edges(home: offline.Capture) -> None:
-    mmd = plan.mermaid(home)
+    mmd = report.mermaid(home)
     ids = {line.split("[", 1)[0].strip(): line for line in mmd.splitlines() if "<br/>" in line}
     cilium = next(i for i, line in ids.items() if '"cilium-chart<br/>' in line)
     coredns = next(i for i, line in ids.items() if '"coredns-chart<br/>' in line)
@@ -99,7 +99,7 @@ def test_pictures_show_charts_and_their_edges(home: offline.Capture) -> None:
 
 
 def test_edges_follow_dependencies(home: offline.Capture) -> None:
-    edges = set(plan.edges(home))
+    edges = set(report.edges(home))
     assert ("home-apply-k8s-1", "home-apply-k8s-0") in edges
     assert ("home-bootstrap", "home-apply-k8s-0") in edges
     assert ("home-apply-k8s-0", "home-apply-k8s-1") not in edges
@@ -111,12 +111,12 @@ def test_plan_of_another_stack(tmp_path: Path) -> None:
     config.pop("homelab:rook")  # Ceph needs three OSD hosts at the default replica count
     capture = run_config(config, stack="single")
     assert len(capture.of_type("talos:machine/configurationApply:ConfigurationApply")) == 1
-    written = plan.write(capture, tmp_path / "single")
+    written = report.write(capture, tmp_path / "single")
     assert (tmp_path / "single" / "talos" / "k8s-0.yaml") in written
 
 
 def test_unknown_stack_file() -> None:
-    assert plan.main(["--stack", "does-not-exist"]) == 2
+    assert report.main(["--stack", "does-not-exist"]) == 2
 
 
 def test_duplicate_urns_fail_the_plan_as_they_fail_the_engine(tmp_path: Path) -> None:
@@ -131,7 +131,7 @@ def test_duplicate_urns_fail_the_plan_as_they_fail_the_engine(tmp_path: Path) ->
         "Thing('same')\n"
     )
     code = (
-        "from pathlib import Path\nfrom stacks import offline\n"
+        "from pathlib import Path\nfrom plan import offline\n"
         f"offline.run('dup', {{}}, [], program=Path({str(program)!r}))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
@@ -142,5 +142,5 @@ def test_duplicate_urns_fail_the_plan_as_they_fail_the_engine(tmp_path: Path) ->
 def test_plan_of_a_stack_file_elsewhere(tmp_path: Path) -> None:
     stack = tmp_path / "Pulumi.elsewhere.yaml"
     stack.write_text((ROOT / "Pulumi.minimal.yaml").read_text())
-    assert plan.main(["--file", str(stack), "--out", str(tmp_path / "out")]) == 0
+    assert report.main(["--file", str(stack), "--out", str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "graph.json").is_file()

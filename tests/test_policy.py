@@ -32,9 +32,9 @@ from pulumi_policy.deserialize import deserialize_properties, serialize_properti
 from pulumi_policy.policy import _NotApplicableError
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
-from policy import offline as pack
+from plan import offline, report, yaml12
+from plan import policy as pack
 from policy import rules
-from stacks import offline, plan, yaml12
 from tests.conftest import generated_nodes, home_config, run_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,7 +112,7 @@ def test_every_policy_is_named_described_and_levelled():
 
 
 def test_the_plan_runs_the_pack():
-    assert pack.plan_check in plan.CHECKS
+    assert pack.plan_check in report.CHECKS
 
 
 def test_pack_entry_point_uses_the_rules():

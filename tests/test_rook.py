@@ -9,7 +9,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from stacks import offline
+from plan import offline
 from tests.conftest import config_errors as parse_errors
 from tests.conftest import generated_nodes, home_config, run_config
 from tests.conftest import parse_config as parse

@@ -8,7 +8,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from stacks import schema, yaml12
+from plan import schema, yaml12
 from tests.conftest import ROOT
 
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from pulumi.runtime import rpc
 
-from stacks import offline
+from plan import offline
 from stacks.loader import ConfigError
 from stacks.secrets import SECRET_CONFIG_KEYS, SecretInputs, combine, config_key
 from tests.conftest import ROOT, home_config, run_config
@@ -188,8 +188,7 @@ def test_missing_field_fails_the_run_with_its_name(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "import sys; from pathlib import Path; from stacks import offline; "
-            "offline.run_stack_file(Path(sys.argv[1]))",
+            "import sys; from pathlib import Path; from plan import offline; offline.run_stack_file(Path(sys.argv[1]))",
             str(stack_file),
         ],
         cwd=ROOT,

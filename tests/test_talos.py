@@ -5,7 +5,7 @@ from __future__ import annotations
 import yaml
 from pulumi.runtime import rpc
 
-from stacks import offline
+from plan import offline
 from tests.conftest import generated_nodes, home_config, run_config
 
 APPLY = "talos:machine/configurationApply:ConfigurationApply"

@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 
 from components import talos_patches
-from stacks import offline, plan, yaml12
+from plan import offline, report, yaml12
 from tests.conftest import home_config, run_config
 from tests.talos_schema import validate_patch
 
 
 def sent_patches(capture: offline.Capture) -> list[tuple[str, dict[str, Any]]]:
     """(host, patch document) for every patch the program sent to the provider."""
-    return [(host, doc) for host, docs in plan.sent_patches(capture).items() for doc in docs]
+    return [(host, doc) for host, docs in report.sent_patches(capture).items() for doc in docs]
 
 
 def test_every_home_patch_is_schema_valid(home: offline.Capture, schemas: Path) -> None:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from stacks import yaml12
+from plan import yaml12
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"

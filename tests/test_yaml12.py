@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from stacks import yaml12
+from plan import yaml12
 
 
 @pytest.mark.parametrize(

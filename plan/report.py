@@ -1,4 +1,4 @@
-"""Offline plan: ``python -m stacks.plan --stack home``.
+"""Offline plan: ``python -m plan --stack home``.
 
 Runs the program under mocks for ``Pulumi.<stack>.yaml``, prints the resource
 tree grouped by component, and writes ``build/plan/<stack>/``:
@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from components import talos_patches
-from policy.offline import plan_check as policy_check
-from stacks import offline
+from plan import offline
+from plan.policy import plan_check as policy_check
 from stacks.loader import ConfigError
 
 # Invoke arguments that carry credentials even when the SDK sends them unwrapped.

@@ -24,7 +24,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 from components import talos_patches
-from stacks import yaml12
+from plan import yaml12
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "homelab"

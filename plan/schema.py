@@ -1,6 +1,6 @@
 """JSON schema of ``Pulumi.<stack>.yaml``, generated from the config models.
 
-``python -m stacks.schema`` (``make schema``) writes ``stacks/stack-config.schema.json``;
+``python -m plan.schema`` (``make schema``) writes ``stacks/stack-config.schema.json``;
 editors with the YAML language server validate stack files against it (see the
 comment at the top of ``Pulumi.home.yaml``). A test fails when the file is stale.
 """
@@ -12,10 +12,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from stacks.config import NAMESPACE, StackConfig
+from stacks.config import StackConfig
+from stacks.config.base import NAMESPACE
 from stacks.secrets import SECRET_CONFIG_KEYS
 
-SCHEMA_PATH = Path(__file__).with_name("stack-config.schema.json")
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "stacks" / "stack-config.schema.json"
 
 _SECURE = {
     "type": "object",

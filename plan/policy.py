@@ -1,4 +1,4 @@
-"""Run the policy pack over an offline plan (a :class:`stacks.offline.Capture`).
+"""Run the policy pack over an offline plan (a :class:`plan.offline.Capture`).
 
 The engine hands a policy pack each resource as wire data; this module builds
 the same arguments from the capture and decodes them with pulumi_policy's own
@@ -45,8 +45,8 @@ from pulumi_policy.deserialize import deserialize_properties, serialize_properti
 from pulumi_policy.policy import _NotApplicableError
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
+from plan.offline import PROJECT, Capture, Resource
 from policy.rules import POLICIES, SECRET_MARKERS, STACK
-from stacks.offline import PROJECT, Capture, Resource
 
 Policy = ResourceValidationPolicy | StackValidationPolicy
 BLOCKING = ("mandatory", "remediate")

@@ -16,7 +16,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from stacks.config import NAMESPACE, ClusterConfig, Hostname, LayerConfig, Model, NodeConfig, NonEmpty, matching
+from stacks.config.base import NAMESPACE, Hostname, LayerConfig, Model, NonEmpty, matching
+from stacks.config.cluster import ClusterConfig, NodeConfig
 
 # Let's Encrypt ACME directories: https://letsencrypt.org/docs/acme-protocol-updates/
 LETSENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"

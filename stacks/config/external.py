@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from stacks.config import Model, matching
+from stacks.config.base import Model, matching
 
 
 def _text(value: str) -> str:

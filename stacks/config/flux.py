@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 
-from stacks.config import NAMESPACE, LayerConfig, Model, NonEmpty
+from stacks.config.base import NAMESPACE, LayerConfig, Model, NonEmpty
 
 FLUX_VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
 # A Git branch name, conservatively (git check-ref-format forbids more; this keeps the common mistakes out).

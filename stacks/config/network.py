@@ -15,7 +15,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from stacks.config import ClusterConfig, LayerConfig, Model, NodeConfig, NonEmpty
+from stacks.config.base import LayerConfig, Model, NonEmpty
+from stacks.config.cluster import ClusterConfig, NodeConfig
 
 KUBE_SYSTEM = "kube-system"
 """Exists on every cluster; Talos exempts it from pod-security enforcement."""

@@ -1,0 +1,101 @@
+"""Stack configuration models.
+
+Every value the program reads from ``Pulumi.<stack>.yaml`` is parsed once into
+frozen pydantic models. Each layer owns one section (``homelab:<section>``) and
+one model in a module of this package; the shared base types live in
+:mod:`stacks.config.base`. This module assembles :class:`StackConfig` from the
+sections and nothing in the package imports it back: adding a layer is adding a
+field here.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+
+from pydantic import Field, model_validator
+
+from stacks.config.base import NAMESPACE, Model
+from stacks.config.cluster import ClusterConfig, NodeConfig
+from stacks.config.external import DnsConfig, OnePasswordConfig
+from stacks.config.flux import FluxConfig
+from stacks.config.network import CiliumConfig, CorednsConfig, SpegelConfig
+from stacks.config.platform import CertManagerConfig, RookConfig
+
+__all__ = ["NAMESPACE", "StackConfig"]
+
+
+class StackConfig(Model):
+    """The whole stack: one field per ``homelab:<section>`` key.
+
+    Optional layers are ``None`` when their section is absent; adding a layer is
+    adding a field here (and a component that takes it).
+    """
+
+    cluster: ClusterConfig = Field(description="Cluster-wide Talos/Kubernetes settings.")
+    nodes: tuple[NodeConfig, ...] = Field(min_length=1, description="The machines, in order.")
+    cilium: CiliumConfig | None = Field(None, description="Cilium CNI, LoadBalancer pool and L2 announcements.")
+    coredns: CorednsConfig | None = Field(None, description="CoreDNS from its chart (Talos's own is disabled).")
+    spegel: SpegelConfig | None = Field(None, description="Spegel peer-to-peer image mirror.")
+    onepassword: OnePasswordConfig | None = Field(
+        None, description="1Password: secret inputs read from items; backups of the cluster's own secrets."
+    )
+    dns: DnsConfig | None = Field(None, description="Cloudflare DNS records of one zone.")
+    flux: FluxConfig | None = Field(
+        None, description="Flux bootstrap: flux-operator, a FluxInstance syncing this repository, bootstrap Secrets."
+    )
+    cert_manager: CertManagerConfig | None = Field(
+        None, description="cert-manager with its CRDs and Let's Encrypt ClusterIssuers (Cloudflare DNS-01)."
+    )
+    rook: RookConfig | None = Field(
+        None, description="Rook-Ceph: operator, a CephCluster on the nodes' osdDisks, a pool and a StorageClass."
+    )
+
+    @property
+    def control_planes(self) -> tuple[NodeConfig, ...]:
+        """Control-plane nodes in config order (the first one is bootstrapped)."""
+        return tuple(n for n in self.nodes if n.role == "controlplane")
+
+    @property
+    def workers(self) -> tuple[NodeConfig, ...]:
+        """Worker nodes in config order."""
+        return tuple(n for n in self.nodes if n.role == "worker")
+
+    @model_validator(mode="after")
+    def _nodes(self) -> StackConfig:
+        problems: list[str] = []
+        names: dict[str, int] = {}
+        addresses: dict[IPv4Address, str] = {}
+        net = self.cluster.node_network
+        for i, node in enumerate(self.nodes):
+            where = f"nodes[{i}]"
+            if node.name in names:
+                problems.append(f"{where}.name: {node.name} is already the name of nodes[{names[node.name]}]")
+            names.setdefault(node.name, i)
+            if node.address in addresses:
+                problems.append(f"{where}.address: {node.address} is already used by node {addresses[node.address]}")
+            addresses.setdefault(node.address, node.name)
+            if node.address not in net:
+                problems.append(f"{where}.address: {node.address} is outside cluster.nodeNetwork {net}")
+            elif node.address in (net.network_address, net.broadcast_address):
+                problems.append(f"{where}.address: {node.address} is the network or broadcast address of {net}")
+            if node.address == self.cluster.vip:
+                problems.append(f"{where}.address: {node.address} is the cluster VIP")
+            if node.address == self.cluster.gateway:
+                problems.append(f"{where}.address: {node.address} is the gateway")
+        if not self.control_planes:
+            problems.append("nodes: no node has role controlplane (at least one is needed)")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _sections(self) -> StackConfig:
+        """Rules across sections: a layer section may define ``cross_check(cluster, nodes)``."""
+        problems: list[str] = []
+        for name in type(self).model_fields:
+            check = getattr(getattr(self, name), "cross_check", None)
+            if callable(check):
+                problems.extend(check(self.cluster, self.nodes))
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
