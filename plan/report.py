@@ -71,17 +71,23 @@ def graph_json(capture: offline.Capture) -> dict[str, Any]:
                 "additionalSecretOutputs": r.additional_secret_outputs,
                 "inputs": offline.plain(r.inputs),
             }
-            for r in capture.resources
+            # By URN, not registration order: resources registered inside applies and
+            # invokes made concurrently arrive in a different order on every run.
+            for r in sorted(capture.resources, key=lambda r: r.urn)
         ],
-        "invokes": [
-            {
-                "token": i.token,
-                "args": {
-                    k: offline.REDACTED if k in SECRET_INVOKE_ARGS else offline.plain(v) for k, v in i.args.items()
-                },
-            }
-            for i in capture.invokes
-        ],
+        "invokes": sorted(
+            (
+                {
+                    "token": i.token,
+                    "args": {
+                        k: offline.REDACTED if k in SECRET_INVOKE_ARGS else offline.plain(v)
+                        for k, v in i.args.items()
+                    },
+                }
+                for i in capture.invokes
+            ),
+            key=lambda i: json.dumps(i, sort_keys=True),
+        ),
         "outputs": {
             k: offline.REDACTED if k in capture.secret_outputs else offline.plain(v) for k, v in capture.outputs.items()
         },

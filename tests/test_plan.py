@@ -144,3 +144,10 @@ def test_plan_of_a_stack_file_elsewhere(tmp_path: Path) -> None:
     stack.write_text((ROOT / "Pulumi.minimal.yaml").read_text())
     assert report.main(["--file", str(stack), "--out", str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "graph.json").is_file()
+
+
+def test_graph_json_is_the_same_on_every_run(artifacts: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    # Invokes run concurrently and arrive in a different order each run; a diff of two plans needs a stable file.
+    again = report.graph_json(offline.run_stack_file(ROOT / "Pulumi.home.yaml"))
+    first = (artifacts[1] / "graph.json").read_text()
+    assert json.dumps(again, indent=2) + "\n" == first
