@@ -80,8 +80,7 @@ def graph_json(capture: offline.Capture) -> dict[str, Any]:
                 {
                     "token": i.token,
                     "args": {
-                        k: offline.REDACTED if k in SECRET_INVOKE_ARGS else offline.plain(v)
-                        for k, v in i.args.items()
+                        k: offline.REDACTED if k in SECRET_INVOKE_ARGS else offline.plain(v) for k, v in i.args.items()
                     },
                 }
                 for i in capture.invokes
