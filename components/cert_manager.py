@@ -9,6 +9,14 @@ Facts this follows:
 - A ClusterIssuer reads its solver Secret from the cluster resource namespace,
   which defaults to cert-manager's own namespace (chart value
   ``clusterResourceNamespace``): the Cloudflare token Secret lives there.
+- helm.v4.Chart runs no hooks, and a ready webhook Deployment does not mean its
+  ``caBundle`` is injected yet (cainjector does that afterwards): ClusterIssuers
+  created right then fail with "x509: certificate signed by unknown authority".
+  pulumi-kubernetes' ``pulumi.com/waitFor`` annotation makes the webhook
+  configurations wait until every webhook has a ``caBundle``
+  (https://www.pulumi.com/registry/packages/kubernetes/api-docs/yaml/v2/configgroup/,
+  "waitFor"; chart values ``webhook.*WebhookConfigurationAnnotations``), and the
+  issuers depend on the chart, which waits for its children.
 - The DNS-01 self check asks public resolvers: a home LAN often answers its own
   zone from a split-horizon resolver that never sees the TXT record
   (https://cert-manager.io/docs/configuration/acme/dns01/#setting-nameservers-for-dns01-self-check).
@@ -27,6 +35,9 @@ from components import k8s as k8s_helpers
 from stacks.config.platform import LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING, CertManagerConfig, IssuersConfig
 
 TOKEN_KEY = "api-token"
+
+CA_BUNDLE_WAIT = {"pulumi.com/waitFor": "jsonpath={.webhooks[*].clientConfig.caBundle}"}
+"""Wait until cainjector has put a CA bundle into every webhook (see the module docstring)."""
 """Key of the Cloudflare token in its Secret."""
 
 
@@ -35,6 +46,10 @@ def chart_values(config: CertManagerConfig) -> dict[str, Any]:
     values: dict[str, Any] = {
         "crds": {"enabled": True, "keep": True},
         "startupapicheck": {"enabled": False},
+        "webhook": {
+            "validatingWebhookConfigurationAnnotations": dict(CA_BUNDLE_WAIT),
+            "mutatingWebhookConfigurationAnnotations": dict(CA_BUNDLE_WAIT),
+        },
     }
     if config.dns01_recursive_nameservers:
         values["dns01RecursiveNameservers"] = ",".join(config.dns01_recursive_nameservers)
@@ -103,9 +118,10 @@ class CertManager(pulumi.ComponentResource):
         self.chart = k8s_helpers.chart(
             f"{name}-chart",
             config.chart,
-            ns_name,
+            config.namespace,
             chart_values(config),
             pulumi.ResourceOptions(parent=self, provider=provider, depends_on=list(args.depends_on)),
+            namespace=self.namespace,
         )
 
         self.token_secret = None
@@ -119,7 +135,7 @@ class CertManager(pulumi.ComponentResource):
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=issuers.token_secret_name, namespace=ns_name),
                 type="Opaque",
                 # Secret whatever its source: the value must never be stored in plaintext.
-                string_data={TOKEN_KEY: pulumi.Output.secret(args.cloudflare_api_token)},
+                data={TOKEN_KEY: k8s_helpers.secret_data(args.cloudflare_api_token)},
                 opts=pulumi.ResourceOptions(parent=self, provider=provider),
             )
             # The CRDs come with the chart; an issuer without its token Secret stays not Ready.

@@ -52,6 +52,15 @@ AGENT_CAPABILITIES = (
 )
 CLEAN_STATE_CAPABILITIES = ("NET_ADMIN", "SYS_ADMIN", "SYS_RESOURCE")
 
+# Cilium's client-side limit towards the API server (chart k8sClientRateLimit;
+# defaults 10 QPS, burst 20). With L2 announcements every announced address is a
+# Lease the elected node renews every leaseRenewDeadline (5 s by default): Cilium's
+# L2 announcements guide ("Sizing client rate limit", added with cilium/cilium#26711)
+# says to raise the limit by that many requests per second, or leases expire and the
+# addresses flap between nodes.
+DEFAULT_CLIENT_QPS = 10
+LEASE_RENEW_SECONDS = 5
+
 LB_POOL_NAME = "lan"
 L2_POLICY_NAME = "lan"
 
@@ -76,7 +85,13 @@ def chart_values(config: CiliumConfig, pod_subnet: IPv4Network, node_count: int)
         "rollOutCiliumPods": True,
         "l2announcements": {"enabled": config.l2_announcements is not None},
         "gatewayAPI": {"enabled": config.gateway_api},
+        # Hubble's TLS certificates made by the chart ("helm" method) are new on every
+        # render, so every `pulumi up` would roll them (cilium/cilium#36012): a CronJob
+        # in the cluster makes and renews them instead.
+        "hubble": {"tls": {"auto": {"enabled": True, "method": "cronJob"}}},
     }
+    if config.l2_announcements is not None:
+        values["k8sClientRateLimit"] = client_rate_limit(config)
     if config.routing_mode == "native":
         # All nodes share one L2 segment: each installs direct routes to the others' pod CIDRs.
         values |= {
@@ -89,6 +104,14 @@ def chart_values(config: CiliumConfig, pod_subnet: IPv4Network, node_count: int)
     if config.devices:
         values["devices"] = list(config.devices)
     return k8s_helpers.deep_merge(values, config.values)
+
+
+def client_rate_limit(config: CiliumConfig) -> dict[str, int]:
+    """``k8sClientRateLimit`` for L2 announcements: the default plus one Lease renewal per pool address."""
+    blocks = config.load_balancer.blocks if config.load_balancer is not None else ()
+    addresses = sum(int(b.last) - int(b.first) + 1 for b in blocks)
+    qps = DEFAULT_CLIENT_QPS + -(-addresses // LEASE_RENEW_SECONDS)
+    return {"qps": qps, "burst": 2 * qps}
 
 
 def lb_pool_spec(config: CiliumConfig) -> dict[str, Any] | None:
@@ -145,9 +168,10 @@ class Cilium(pulumi.ComponentResource):
         self.chart = k8s_helpers.chart(
             f"{name}-chart",
             config.chart,
-            ns.metadata.name if ns is not None else config.namespace,
+            config.namespace,
             chart_values(config, args.pod_subnet, args.node_count),
             pulumi.ResourceOptions(parent=self, provider=provider),
+            namespace=ns,
         )
         self.ready = [self.chart]
 

@@ -114,8 +114,9 @@ class CoreDNS(pulumi.ComponentResource):
         self.chart = k8s_helpers.chart(
             f"{name}-chart",
             config.chart,
-            ns.metadata.name if ns is not None else config.namespace,
+            config.namespace,
             chart_values(config, args.dns_ip),
             pulumi.ResourceOptions(parent=self, provider=provider, depends_on=depends_on),
+            namespace=ns,
         )
         self.register_outputs({"dnsIp": self.dns_ip})

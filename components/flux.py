@@ -19,15 +19,14 @@ Facts this follows:
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.k8s import chart, deep_merge, namespace
+from components.k8s import b64, chart, deep_merge, namespace, secret_data
 from stacks.config.flux import FluxConfig
 
 FLUX_INSTANCE_API = "fluxcd.controlplane.io/v1"
@@ -44,11 +43,6 @@ CONNECT_CREDENTIALS_SECRET = "onepassword-connect-credentials"
 CONNECT_CREDENTIALS_KEY = "1password-credentials.json"
 CONNECT_TOKEN_SECRET = "onepassword-connect-token"
 CONNECT_TOKEN_KEY = "token"
-
-
-def b64(value: str) -> str:
-    """Base64 for a Secret's ``data`` field."""
-    return base64.b64encode(value.encode()).decode()
 
 
 def connect_session(credentials: str) -> str:
@@ -101,11 +95,6 @@ def _secret(
     )
 
 
-def _secret_data(value: pulumi.Input[str], transform: Callable[[str], str]) -> pulumi.Output[str]:
-    """A secret value, normalised and base64-encoded for ``data``; a Pulumi secret even if the caller forgot."""
-    return pulumi.Output.secret(value).apply(lambda v: b64(transform(v)))
-
-
 class Flux(pulumi.ComponentResource):
     """flux-operator chart, one FluxInstance syncing this repository, and the Secrets Flux starts with."""
 
@@ -131,9 +120,10 @@ class Flux(pulumi.ComponentResource):
         self.operator = chart(
             f"{name}-operator",
             cfg.chart,
-            ns,
+            cfg.namespace,
             deep_merge({}, cfg.values),
             pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+            namespace=self.namespace,
         )
 
         # The External Secrets namespace is Pulumi's (the tree must not declare it):
@@ -151,17 +141,17 @@ class Flux(pulumi.ComponentResource):
         if args.git_credentials is not None:
             if git.auth == "ssh":
                 git_data: dict[str, pulumi.Input[str]] = {
-                    "identity": _secret_data(args.git_credentials, _line),
+                    "identity": secret_data(args.git_credentials, _line),
                     "known_hosts": b64((git.known_hosts or "").strip() + "\n"),
                 }
             else:
-                git_data = {"username": b64(git.username), "password": _secret_data(args.git_credentials, str.strip)}
+                git_data = {"username": b64(git.username), "password": secret_data(args.git_credentials, str.strip)}
             self.secrets["git"] = _secret(f"{name}-git-auth", GIT_SECRET, ns, git_data, child)
         # Without it Flux can sync only unencrypted manifests: SOPS-encrypted
         # Secrets in the tree fail to decrypt and their Kustomization stays not Ready.
         if args.sops_age_key is not None:
             self.secrets["sops"] = _secret(
-                f"{name}-sops-age", SOPS_SECRET, ns, {SOPS_KEY: _secret_data(args.sops_age_key, _line)}, child
+                f"{name}-sops-age", SOPS_SECRET, ns, {SOPS_KEY: secret_data(args.sops_age_key, _line)}, child
             )
         # Without these, 1Password Connect cannot start and the "onepassword"
         # ClusterSecretStore stays not Ready: no ExternalSecret in the tree syncs.
@@ -170,7 +160,7 @@ class Flux(pulumi.ComponentResource):
                 f"{name}-onepassword-credentials",
                 CONNECT_CREDENTIALS_SECRET,
                 es_ns,
-                {CONNECT_CREDENTIALS_KEY: _secret_data(args.onepassword_connect_credentials, connect_session)},
+                {CONNECT_CREDENTIALS_KEY: secret_data(args.onepassword_connect_credentials, connect_session)},
                 child,
             )
         if args.onepassword_connect_token is not None:
@@ -178,7 +168,7 @@ class Flux(pulumi.ComponentResource):
                 f"{name}-onepassword-token",
                 CONNECT_TOKEN_SECRET,
                 es_ns,
-                {CONNECT_TOKEN_KEY: _secret_data(args.onepassword_connect_token, str.strip)},
+                {CONNECT_TOKEN_KEY: secret_data(args.onepassword_connect_token, str.strip)},
                 child,
             )
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import base64
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pulumi
@@ -64,10 +65,11 @@ def release_name(source: ChartConfig) -> str:
 def chart(
     name: str,
     source: ChartConfig,
-    namespace_name: pulumi.Input[str],
+    namespace_name: str,
     values: Mapping[str, Any],
     opts: pulumi.ResourceOptions,
     *,
+    namespace: k8s.core.v1.Namespace | None = None,
     skip_crds: bool = False,
 ) -> k8s.helm.v4.Chart:
     """A Helm chart at its exact configured version (helm.v4: per-object diffs, no hooks).
@@ -75,8 +77,15 @@ def chart(
     The release is named after the chart, as ``helm install cilium cilium/cilium``
     would: helm.v4 otherwise takes the Pulumi resource name (``cilium-chart``),
     which then appears in object names and ``app.kubernetes.io/instance`` labels.
+
+    The namespace is a plain string, and the chart depends on ``namespace`` (the
+    Namespace resource, when the layer creates one): a helm.v4 Chart whose namespace
+    is unknown at preview renders no children, so neither the preview nor the
+    policy pack would see its objects (DESIGN.md, "Facts of the real engine").
     """
     repository: Sequence[str] = [source.repository] if source.repository else []
+    if namespace is not None:
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[namespace]))
     return k8s.helm.v4.Chart(
         name,
         name=release_name(source),
@@ -88,3 +97,19 @@ def chart(
         skip_crds=skip_crds,
         opts=opts,
     )
+
+
+def b64(text: str) -> str:
+    """Base64 of UTF-8 text, as a Secret's ``data`` holds it."""
+    return base64.b64encode(text.encode()).decode()
+
+
+def secret_data(value: pulumi.Input[str], transform: Callable[[str], str] = str) -> pulumi.Output[str]:
+    """A secret value, normalised by ``transform``, base64-encoded for a Secret's ``data``; a Pulumi secret
+    even if the caller forgot.
+
+    Secrets are written through ``data``, never ``string_data``: the API server
+    folds ``stringData`` into ``data`` and returns no ``stringData``, so with
+    server-side apply every later diff would see the field as changed.
+    """
+    return pulumi.Output.secret(value).apply(lambda v: b64(transform(v)))

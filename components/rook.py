@@ -58,7 +58,13 @@ def cluster_spec(config: RookConfig, nodes: Sequence[NodeConfig]) -> dict[str, A
         "placement": {"all": {"tolerations": [CONTROL_PLANE_TOLERATION]}},
         # Rook keeps PodDisruptionBudgets so a drain never takes too many OSDs at once.
         "disruptionManagement": {"managePodBudgets": True},
-        "priorityClassNames": {"mon": "system-node-critical", "osd": "system-node-critical"},
+        # As Rook's example cluster.yaml: mons and OSDs are node-critical, the mgr
+        # cluster-critical, so a busy node evicts workloads before Ceph daemons.
+        "priorityClassNames": {
+            "mon": "system-node-critical",
+            "osd": "system-node-critical",
+            "mgr": "system-cluster-critical",
+        },
         "storage": {
             "useAllNodes": False,
             "useAllDevices": False,
@@ -140,9 +146,10 @@ class Rook(pulumi.ComponentResource):
         self.operator = k8s_helpers.chart(
             f"{name}-operator",
             config.chart,
-            ns_name,
+            config.namespace,
             operator_values(config),
             pulumi.ResourceOptions(parent=self, provider=provider, depends_on=list(args.depends_on)),
+            namespace=self.namespace,
         )
         self.cluster = k8s.apiextensions.CustomResource(
             f"{name}-cluster",

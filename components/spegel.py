@@ -77,8 +77,9 @@ class Spegel(pulumi.ComponentResource):
         self.chart = k8s_helpers.chart(
             f"{name}-chart",
             config.chart,
-            self.namespace.metadata.name if self.namespace is not None else config.namespace,
+            config.namespace,
             chart_values(config),
             pulumi.ResourceOptions(parent=self, provider=provider, depends_on=depends_on),
+            namespace=self.namespace,
         )
         self.register_outputs({})

@@ -65,14 +65,23 @@ class Graph:
         }
 
 
-def kubernetes_provider(talos: TalosCluster) -> k8s.Provider:
-    """The one Kubernetes provider; its kubeconfig resolves only after the Talos health gate."""
+def kubernetes_provider(talos: TalosCluster, cluster_name: str) -> k8s.Provider:
+    """The one Kubernetes provider; its kubeconfig resolves only once the API server answers.
+
+    ``cluster_identifier``: without it, pulumi-kubernetes replaces the provider, and
+    so plans to replace every object it manages, whenever the kubeconfig is unknown
+    at preview (a node added, the client certificate renewed ~30 days before it
+    expires); a protected CephCluster then fails the preview (pulumi/pulumi#15969).
+    With it, the provider is replaced only when the cluster name changes.
+
+    No ``upsert_existing_objects``: nothing here needs adopting, and with it a rename
+    without aliases deletes the object it had adopted.
+    """
     return k8s.Provider(
         "kubernetes",
         kubeconfig=talos.kubeconfig,
+        cluster_identifier=cluster_name,
         enable_server_side_apply=True,
-        # Objects Talos created (e.g. kube-system) already exist; adopt instead of failing (4.29+).
-        upsert_existing_objects=True,
     )
 
 
@@ -138,7 +147,7 @@ def build(cfg: StackConfig, secrets: SecretInputs | None = None) -> Graph:
         cfg.cluster.name,
         TalosClusterArgs(cluster=cfg.cluster, nodes=cfg.nodes, layer_patches=layer_patches),
     )
-    provider = kubernetes_provider(talos)
+    provider = kubernetes_provider(talos, cfg.cluster.name)
     onepassword = onepassword_layer(cfg, talos)
     if onepassword is not None:
         secrets = secret_inputs.combine(secrets, onepassword.secrets)

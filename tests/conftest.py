@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pulumi.runtime import rpc
 
 from plan import offline, yaml12
 from stacks import loader
@@ -67,6 +68,17 @@ def generated_nodes(control_planes: int, workers: int, base: str = "10.0.10") ->
             }
         )
     return nodes
+
+
+def reveal(value: Any) -> Any:
+    """The value under Pulumi's secret wrappers (for asserting on content after asserting it is wrapped)."""
+    if rpc.is_rpc_secret(value):
+        return reveal(value["value"])
+    if isinstance(value, dict):
+        return {k: reveal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [reveal(v) for v in value]
+    return value
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -108,9 +109,21 @@ def test_token_secret_value_is_a_pulumi_secret(home: offline.Capture) -> None:
     secret = home.by_name("cert-manager-cloudflare-token")
     assert secret.type == SECRET
     assert secret.inputs["metadata"] == {"name": "cloudflare-api-token", "namespace": "cert-manager"}
-    assert rpc.is_rpc_secret(secret.inputs["stringData"])
-    assert offline.plain(secret.inputs["stringData"]) == offline.REDACTED
-    assert "data" not in secret.inputs
+    assert rpc.is_rpc_secret(secret.inputs["data"])
+    assert offline.plain(secret.inputs["data"]) == offline.REDACTED
+    # data, not stringData: the API server returns no stringData, so server-side apply would diff it forever.
+    assert "stringData" not in secret.inputs
+    token = base64.b64decode(secret.inputs["data"]["value"]["api-token"]).decode()
+    assert token == "offline-op-cloudflare-dns01-credential"
+
+
+def test_webhooks_wait_for_their_ca_bundle(home: offline.Capture) -> None:
+    # helm.v4 runs no hooks and a ready webhook Deployment does not mean cainjector has filled the
+    # caBundle; issuers created before it fail with "x509: certificate signed by unknown authority".
+    webhook = home.by_name("cert-manager-chart").inputs["values"]["webhook"]
+    wait = {"pulumi.com/waitFor": "jsonpath={.webhooks[*].clientConfig.caBundle}"}
+    assert webhook["validatingWebhookConfigurationAnnotations"] == wait
+    assert webhook["mutatingWebhookConfigurationAnnotations"] == wait
 
 
 def test_chart_waits_for_cilium_only(home: offline.Capture) -> None:
@@ -167,7 +180,7 @@ def test_token_from_pulumi_config_secret() -> None:
     config["homelab:cloudflareApiToken"] = {"secure": "v1:placeholder"}
     capture = run_config(config)
     secret = capture.by_name("cert-manager-cloudflare-token")
-    assert rpc.is_rpc_secret(secret.inputs["stringData"])
+    assert rpc.is_rpc_secret(secret.inputs["data"])
 
 
 def test_extra_values_merge_over_generated_ones() -> None:

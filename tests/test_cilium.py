@@ -59,6 +59,22 @@ def test_talos_values(home: offline.Capture) -> None:
     assert values["operator"]["replicas"] == 2
 
 
+def test_hubble_certificates_are_not_made_by_the_chart(home: offline.Capture) -> None:
+    # The chart's "helm" method makes new Hubble certificates on every render, so every `pulumi up`
+    # would change the Secrets (cilium/cilium#36012); the CronJob method makes them once, in the cluster.
+    assert cilium_values(home)["hubble"]["tls"]["auto"] == {"enabled": True, "method": "cronJob"}
+
+
+def test_l2_announcements_raise_the_client_rate_limit(home: offline.Capture) -> None:
+    # Every announced address is a Lease renewed every 5 s (Cilium's L2 announcements guide, "Sizing
+    # client rate limit"): the home pool is a /27, 32 addresses, so 7 more requests a second than the 10.
+    assert cilium_values(home)["k8sClientRateLimit"] == {"qps": 17, "burst": 34}
+    bigger = with_cilium(
+        loadBalancer={"blocks": [{"cidr": "10.0.10.64/26"}, {"start": "10.0.10.200", "stop": "10.0.10.203"}]}
+    )
+    assert cilium_values(run_config(bigger))["k8sClientRateLimit"] == {"qps": 24, "burst": 48}
+
+
 def test_capabilities_are_talos_safe(home: offline.Capture) -> None:
     caps = cilium_values(home)["securityContext"]["capabilities"]
     assert set(caps) == {"ciliumAgent", "cleanCiliumState"}
@@ -148,7 +164,9 @@ def test_variants_tunnel_range_no_l2_values_override() -> None:
     assert values["l2announcements"] == {"enabled": False}
     # The override merges into the generated values instead of replacing them.
     assert values["bpf"] == {"hostLegacyRouting": True, "masquerade": True}
-    assert values["hubble"] == {"enabled": False}
+    assert values["hubble"] == {"enabled": False, "tls": {"auto": {"enabled": True, "method": "cronJob"}}}
+    # Without L2 announcements there are no Leases to renew: the client keeps Cilium's default limit.
+    assert "k8sClientRateLimit" not in values
     assert capture.by_name("cilium-lb-pool").inputs["spec"] == {
         "blocks": [{"start": "10.0.10.200", "stop": "10.0.10.210"}]
     }

@@ -15,7 +15,7 @@ from pulumi.runtime import rpc
 from components import flux as flux_component
 from plan import offline
 from stacks.loader import ConfigError
-from tests.conftest import ROOT, home_config, run_config
+from tests.conftest import ROOT, home_config, reveal, run_config
 from tests.conftest import config_errors as errors
 
 CHART = "kubernetes:helm.sh/v4:Chart"
@@ -24,17 +24,6 @@ NAMESPACE = "kubernetes:core/v1:Namespace"
 INSTANCE = "kubernetes:fluxcd.controlplane.io/v1:FluxInstance"
 GITHUB_KNOWN_HOSTS = "github.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
 PUBLIC_GIT = {"url": "https://github.com/example/homelab.git", "auth": "none"}
-
-
-def reveal(value: Any) -> Any:
-    """The value under Pulumi's secret wrappers (for asserting on content after asserting it is wrapped)."""
-    if rpc.is_rpc_secret(value):
-        return reveal(value["value"])
-    if isinstance(value, dict):
-        return {k: reveal(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [reveal(v) for v in value]
-    return value
 
 
 def secret_data(resource: offline.Resource) -> dict[str, str]:
