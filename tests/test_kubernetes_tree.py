@@ -132,6 +132,66 @@ def test_snapshot_class_matches_pulumis_storage_class(real_render: vk.Render, ho
     }
 
 
+def _settings(render_: vk.Render) -> dict[str, str]:
+    built = render_.find("ConfigMap", "flux-system", "cluster-settings")
+    assert built is not None
+    return dict(built.obj["data"])
+
+
+def _of_kind(render_: vk.Render, kind: str) -> list[vk.BuiltObject]:
+    return [b for b in render_.objects if b.kind == kind]
+
+
+def test_volsync_backs_up_with_kopia_into_the_nas_repository(real_render: vk.Render) -> None:
+    """Every mover is Kopia, writing to the NFS export named in cluster-settings; maintenance covers it."""
+    settings = _settings(real_render)
+    nfs = {"server": settings["NAS_ADDRESS"], "path": settings["NAS_VOLSYNC_PATH"]}
+    sources = _of_kind(real_render, "ReplicationSource")
+    destinations = _of_kind(real_render, "ReplicationDestination")
+    [maintenance] = _of_kind(real_render, "KopiaMaintenance")
+    assert sources and len(sources) == len(destinations)
+    for built in [*sources, *destinations]:
+        spec = built.obj["spec"]
+        assert set(spec) & {"restic", "rclone", "rsync", "rsyncTLS", "syncthing"} == set(), built.ref()
+        [volume] = spec["kopia"]["moverVolumes"]
+        assert volume == {"mountPath": "repository", "volumeSource": {"nfs": nfs}}, built.ref()
+    [volume] = maintenance.obj["spec"]["moverVolumes"]
+    assert volume["volumeSource"]["nfs"] == nfs
+    repository_urls = set()
+    for secret in _of_kind(real_render, "ExternalSecret"):
+        data = secret.obj["spec"]["target"].get("template", {}).get("data", {})
+        if "KOPIA_REPOSITORY" in data:
+            repository_urls.add((data["KOPIA_REPOSITORY"], data["KOPIA_FS_PATH"]))
+    # moverVolumes are mounted under /mnt/<mountPath>.
+    assert repository_urls == {("filesystem:///mnt/repository", "/mnt/repository")}
+
+
+def test_volsync_restores_each_pvc_from_its_own_source(real_render: vk.Render) -> None:
+    """A backed-up PVC is populated by a ReplicationDestination reading its ReplicationSource's snapshots."""
+    sources = {(b.namespace, b.name) for b in _of_kind(real_render, "ReplicationSource")}
+    for pvc in _of_kind(real_render, "PersistentVolumeClaim"):
+        ref = pvc.obj["spec"].get("dataSourceRef")
+        if not ref:
+            continue
+        assert ref["kind"] == "ReplicationDestination"
+        destination = real_render.find("ReplicationDestination", pvc.namespace, ref["name"])
+        assert destination is not None, pvc.ref()
+        identity = destination.obj["spec"]["kopia"]["sourceIdentity"]
+        assert (pvc.namespace, identity["sourceName"]) in sources
+        assert identity["sourcePVCName"] == pvc.name
+
+
+def test_volsync_runs_the_kopia_fork(real_render: vk.Render) -> None:
+    release = real_render.find("HelmRelease", "volsync-system", "volsync")
+    source = real_render.find("OCIRepository", "volsync-system", "volsync")
+    assert release is not None and source is not None
+    assert source.obj["spec"]["url"] == "oci://ghcr.io/home-operations/charts-mirror/volsync-perfectra1n"
+    values = release.obj["spec"]["values"]
+    assert values["image"]["repository"] == "ghcr.io/perfectra1n/volsync"
+    for mover in ("kopia", "rclone", "restic", "rsync", "rsync-tls", "syncthing"):
+        assert values[mover] == values["image"], mover
+
+
 # --- a small tree to break ------------------------------------------------------------------------
 
 _KS = "https://kubernetes-schemas.pages.dev/kustomize.toolkit.fluxcd.io/kustomization_v1.json"
