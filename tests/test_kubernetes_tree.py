@@ -52,6 +52,7 @@ def test_real_tree_renders_every_kustomization(real_render: vk.Render) -> None:
         "sabnzbd",
         "maintainerr",
         "cloudnative-pg",
+        "barman-cloud",
         "postgres",
         "wikijs",
         "garage",
@@ -60,6 +61,7 @@ def test_real_tree_renders_every_kustomization(real_render: vk.Render) -> None:
         "snapshot-controller",
         "snapshot-classes",
         "volsync",
+        "volsync-maintenance",
         "envoy-gateway",
         "envoy-gateway-config",
         "external-dns-cloudflare",
@@ -190,6 +192,41 @@ def test_volsync_runs_the_kopia_fork(real_render: vk.Render) -> None:
     assert values["image"]["repository"] == "ghcr.io/perfectra1n/volsync"
     for mover in ("kopia", "rclone", "restic", "rsync", "rsync-tls", "syncthing"):
         assert values[mover] == values["image"], mover
+
+
+BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io"
+
+
+def _secret_targets(render_: vk.Render, namespace: str) -> dict[str, set[str]]:
+    """Secrets the tree's ExternalSecrets produce in a namespace, with their keys (from the template)."""
+    out: dict[str, set[str]] = {}
+    for built in _of_kind(render_, "ExternalSecret"):
+        if built.namespace == namespace:
+            target = built.obj["spec"]["target"]
+            out[target["name"]] = set(target.get("template", {}).get("data", {}))
+    return out
+
+
+def test_postgres_archives_wal_and_backs_up_to_the_object_store(real_render: vk.Render) -> None:
+    """WAL archiving and the scheduled backups go through the barman-cloud plugin to an ObjectStore in the tree."""
+    [cluster] = _of_kind(real_render, "Cluster")
+    [plugin] = cluster.obj["spec"]["plugins"]
+    assert plugin["name"] == BARMAN_PLUGIN and plugin["isWALArchiver"] is True
+    store = real_render.find("ObjectStore", cluster.namespace, plugin["parameters"]["barmanObjectName"])
+    assert store is not None
+    configuration = store.obj["spec"]["configuration"]
+    assert configuration["endpointURL"] == _settings(real_render)["NAS_S3_ENDPOINT"]
+    secrets = _secret_targets(real_render, cluster.namespace)
+    for ref in configuration["s3Credentials"].values():
+        assert ref["key"] in secrets[ref["name"]]
+    [backup] = _of_kind(real_render, "ScheduledBackup")
+    assert backup.obj["spec"]["cluster"]["name"] == cluster.name
+    assert backup.obj["spec"]["method"] == "plugin"
+    assert backup.obj["spec"]["pluginConfiguration"]["name"] == BARMAN_PLUGIN
+    assert len(backup.obj["spec"]["schedule"].split()) == 6, "CloudNativePG schedules have a seconds field"
+    depends = {ks.name: [d["name"] for d in ks.spec.get("dependsOn") or []] for ks in real_render.kustomizations}
+    assert "barman-cloud" in depends[cluster.kustomization.name]
+    assert "cloudnative-pg" in depends["barman-cloud"]
 
 
 # --- a small tree to break ------------------------------------------------------------------------
