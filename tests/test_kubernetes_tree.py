@@ -68,6 +68,7 @@ def test_real_tree_renders_every_kustomization(real_render: vk.Render) -> None:
         "external-dns-unifi",
         "kube-prometheus-stack",
         "loki",
+        "flux-webhook",
     } <= names
 
 
@@ -227,6 +228,24 @@ def test_postgres_archives_wal_and_backs_up_to_the_object_store(real_render: vk.
     depends = {ks.name: [d["name"] for d in ks.spec.get("dependsOn") or []] for ks in real_render.kustomizations}
     assert "barman-cloud" in depends[cluster.kustomization.name]
     assert "cloudnative-pg" in depends["barman-cloud"]
+
+
+def test_github_webhook_reaches_the_flux_receiver(real_render: vk.Render) -> None:
+    """A github Receiver with its token from 1Password, routed from the external Gateway."""
+    [receiver] = _of_kind(real_render, "Receiver")
+    spec = receiver.obj["spec"]
+    assert receiver.namespace == "flux-system" and spec["type"] == "github"
+    assert {"kind": "GitRepository", "name": "flux-system", "namespace": "flux-system"}.items() <= spec["resources"][
+        0
+    ].items()
+    assert "token" in _secret_targets(real_render, "flux-system")[spec["secretRef"]["name"]]
+    route = real_render.find("HTTPRoute", "flux-system", "flux-webhook")
+    assert route is not None
+    assert route.obj["spec"]["hostnames"] == [f"flux-webhook.{_settings(real_render)['PUBLIC_DOMAIN']}"]
+    assert route.obj["spec"]["parentRefs"] == [{"name": "external", "namespace": "networking", "sectionName": "https"}]
+    [rule] = route.obj["spec"]["rules"]
+    assert rule["matches"] == [{"path": {"type": "PathPrefix", "value": "/hook/"}}]
+    assert rule["backendRefs"] == [{"name": "webhook-receiver", "port": 80}]
 
 
 # --- a small tree to break ------------------------------------------------------------------------
