@@ -292,7 +292,7 @@ resources: [./demo]
     "kubernetes/apps/demo/kustomization.yaml": f"""# yaml-language-server: $schema={_KZ}
 apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
-resources: [./namespace.yaml, ./stores/ks.yaml, ./web/ks.yaml]
+resources: [./namespace.yaml, ./eso/ks.yaml, ./stores/ks.yaml, ./web/ks.yaml]
 """,
     "kubernetes/apps/demo/namespace.yaml": """# yaml-language-server: $schema=https://example.com/ns.json
 apiVersion: v1
@@ -300,6 +300,39 @@ kind: Namespace
 metadata:
   name: demo
   labels: {pod-security.kubernetes.io/enforce: baseline}
+""",
+    "kubernetes/apps/demo/eso/ks.yaml": f"""# yaml-language-server: $schema={_KS}
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {{name: eso, namespace: flux-system}}
+spec:
+  interval: 30m
+  targetNamespace: demo
+  path: ./kubernetes/apps/demo/eso/app
+  prune: true
+  sourceRef: {{kind: GitRepository, name: flux-system, namespace: flux-system}}
+""",
+    "kubernetes/apps/demo/eso/app/kustomization.yaml": f"""# yaml-language-server: $schema={_KZ}
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources: [./ocirepository.yaml, ./helmrelease.yaml]
+""",
+    "kubernetes/apps/demo/eso/app/ocirepository.yaml": """# yaml-language-server: $schema=https://example.com/oci.json
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: OCIRepository
+metadata: {name: external-secrets}
+spec:
+  interval: 1h
+  url: oci://ghcr.io/external-secrets/charts/external-secrets
+  ref: {tag: 0.20.4}
+""",
+    "kubernetes/apps/demo/eso/app/helmrelease.yaml": """# yaml-language-server: $schema=https://example.com/hr.json
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: {name: external-secrets}
+spec:
+  interval: 1h
+  chartRef: {kind: OCIRepository, name: external-secrets}
 """,
     "kubernetes/apps/demo/stores/ks.yaml": f"""# yaml-language-server: $schema={_KS}
 apiVersion: kustomize.toolkit.fluxcd.io/v1
@@ -311,6 +344,7 @@ spec:
   path: ./kubernetes/apps/demo/stores/app
   prune: true
   sourceRef: {{kind: GitRepository, name: flux-system, namespace: flux-system}}
+  dependsOn: [{{name: eso}}]
 """,
     "kubernetes/apps/demo/stores/app/kustomization.yaml": f"""# yaml-language-server: $schema={_KZ}
 # no-helmrelease: only the secret store
@@ -410,9 +444,9 @@ def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     schemas = str(_schemas())
     root = make_tree(tmp_path / "good")
     assert vk.main(["--root", str(root), "--schemas", schemas]) == 0
-    broken = make_tree(tmp_path / "bad", edit(f"{WEB}/ks.yaml", "[{name: stores}]", "[{name: nope}]"))
+    broken = make_tree(tmp_path / "bad", edit(f"{WEB}/app/ocirepository.yaml", "{tag: 4.3.0}", "{tag: latest}"))
     assert vk.main(["--root", str(broken), "--schemas", schemas]) == 1
-    assert capsys.readouterr().out == f"{WEB}/ks.yaml: spec.dependsOn[0].name: no Kustomization named nope\n"
+    assert capsys.readouterr().out == f"{WEB}/app/ocirepository.yaml: spec.ref.tag: 'latest' is not an exact version\n"
 
 
 def test_missing_path(tmp_path: Path) -> None:
@@ -437,7 +471,7 @@ def test_depends_on_unknown_kustomization(tmp_path: Path) -> None:
 
 def test_depends_on_cycle(tmp_path: Path) -> None:
     stores = "kubernetes/apps/demo/stores/ks.yaml"
-    root = make_tree(tmp_path, edit(stores, "  prune: true\n", "  prune: true\n  dependsOn: [{name: web}]\n"))
+    root = make_tree(tmp_path, edit(stores, "[{name: eso}]", "[{name: eso}, {name: web}]"))
     assert vk.check_kustomizations(vk.render(root)) == [f"{stores}: spec.dependsOn: cycle stores -> web -> stores"]
 
 
@@ -617,8 +651,96 @@ def test_schema_invalid_after_helmrelease_defaults(tmp_path: Path) -> None:
         tmp_path, edit(rel, "            substituteFrom: [{kind: ConfigMap, name: cluster-settings}]\n", patch)
     )
     assert vk.check_schemas(vk.render(root), _schemas()) == [
-        f"{WEB}/app/helmrelease.yaml: HelmRelease demo/web: spec.install.crds: 'Always' is not one of "
-        "['Skip', 'Create', 'CreateReplace']"
+        f"kubernetes/apps/demo/{app}/app/helmrelease.yaml: HelmRelease demo/{name}: spec.install.crds: 'Always' "
+        "is not one of ['Skip', 'Create', 'CreateReplace']"
+        for app, name in (("eso", "external-secrets"), ("web", "web"))
+    ]
+
+
+# --- CRDs before the objects that need them ------------------------------------------------------
+
+_ROUTE = """# yaml-language-server: $schema=https://example.com/route.json
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web}
+spec:
+  parentRefs: [{name: internal, namespace: networking, sectionName: https}]
+  rules: [{backendRefs: [{name: web, port: 80}]}]
+"""
+
+
+def test_crd_order_mini_tree_passes(tmp_path: Path) -> None:
+    assert vk.check_crd_order(vk.render(make_tree(tmp_path))) == []
+
+
+def test_object_without_a_crd_provider(tmp_path: Path) -> None:
+    changes = {
+        **edit(f"{WEB}/app/kustomization.yaml", "./helmrelease.yaml]", "./helmrelease.yaml, ./httproute.yaml]"),
+        f"{WEB}/app/httproute.yaml": _ROUTE,
+    }
+    assert vk.check_crd_order(vk.render(make_tree(tmp_path, changes))) == [
+        f"{WEB}/app/httproute.yaml: HTTPRoute demo/web: no Kustomization in the tree installs the "
+        "gateway.networking.k8s.io CRDs"
+    ]
+
+
+def test_dependency_on_the_crd_provider_missing(tmp_path: Path) -> None:
+    """The web app's ExternalSecret needs eso's CRDs; without stores in between, nothing orders them."""
+    root = make_tree(tmp_path, edit(f"{WEB}/ks.yaml", "  dependsOn: [{name: stores}]\n", ""))
+    assert vk.check_crd_order(vk.render(root)) == [
+        f"{WEB}/ks.yaml: spec.dependsOn: web applies ExternalSecret demo/web (external-secrets.io); "
+        "depend on eso, which installs its CRDs"
+    ]
+
+
+def test_crds_and_their_objects_in_one_kustomization(tmp_path: Path) -> None:
+    changes = {
+        **edit(
+            "kubernetes/apps/demo/eso/app/kustomization.yaml", "./helmrelease.yaml]", "./helmrelease.yaml, ./es.yaml]"
+        ),
+        "kubernetes/apps/demo/eso/app/es.yaml": MINI[f"{WEB}/app/externalsecret.yaml"].replace(
+            "name: web}", "name: eso}"
+        ),
+    }
+    assert vk.check_crd_order(vk.render(make_tree(tmp_path, changes))) == [
+        "kubernetes/apps/demo/eso/app/es.yaml: ExternalSecret demo/eso: the external-secrets.io CRDs are installed "
+        "by the same Kustomization (eso); move it to one that depends on eso"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("values", "groups"),
+    [
+        ({"route": {"app": {"hostnames": ["a"]}}}, {"gateway.networking.k8s.io"}),
+        ({"grafana": {"route": {"main": {"enabled": False}}}}, set()),
+        ({"monitoring": {"serviceMonitor": {"enabled": True}}}, {"monitoring.coreos.com"}),
+        ({"serviceMonitor": {"enabled": False}, "webhook": {"serviceMonitor": {"enabled": False}}}, set()),
+        ({"serviceMonitor": {"app": {"endpoints": []}}}, {"monitoring.coreos.com"}),
+        ({"monitoring": {"podMonitorEnabled": True}}, {"monitoring.coreos.com"}),
+        ({"env": [{"name": "route", "value": "x"}]}, set()),
+    ],
+)
+def test_values_that_render_custom_resources(values: dict[str, object], groups: set[str]) -> None:
+    assert vk.values_groups(values) == groups
+
+
+def test_real_tree_waits_for_crds_not_for_releases(real_render: vk.Render) -> None:
+    """Nothing depends on kube-prometheus-stack for its CRDs; they come first, from a chart of their own."""
+    depends = {ks.name: [d["name"] for d in ks.spec.get("dependsOn") or []] for ks in real_render.kustomizations}
+    assert [name for name, deps in depends.items() if "kube-prometheus-stack" in deps] == []
+    assert depends["prometheus-operator-crds"] == []
+    release = real_render.find("HelmRelease", "observability", "kube-prometheus-stack")
+    assert release is not None and release.obj["spec"]["values"]["crds"]["enabled"] is False
+    assert vk.check_crd_order(real_render) == []
+
+
+def test_secret_store_gate_checks_ready(real_render: vk.Render) -> None:
+    [stores] = [ks for ks in real_render.kustomizations if ks.name == "external-secrets-stores"]
+    [expr] = stores.spec["healthCheckExprs"]
+    assert (expr["apiVersion"], expr["kind"]) == ("external-secrets.io/v1", "ClusterSecretStore")
+    assert expr["current"] == "status.conditions.filter(e, e.type == 'Ready').all(e, e.status == 'True')"
+    assert {"apiVersion": "external-secrets.io/v1", "kind": "ClusterSecretStore", "name": "onepassword"} in stores.spec[
+        "healthChecks"
     ]
 
 
