@@ -13,6 +13,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+import yaml
 
 from plan import offline
 from tools import validate_kubernetes as vk
@@ -246,6 +247,102 @@ def test_github_webhook_reaches_the_flux_receiver(real_render: vk.Render) -> Non
     [rule] = route.obj["spec"]["rules"]
     assert rule["matches"] == [{"path": {"type": "PathPrefix", "value": "/hook/"}}]
     assert rule["backendRefs"] == [{"name": "webhook-receiver", "port": 80}]
+
+
+def test_alloy_ships_every_pods_logs_to_loki(real_render: vk.Render) -> None:
+    """Alloy runs on every node, tails its node's pods and pushes to the Loki that Grafana reads."""
+    alloy = real_render.find("HelmRelease", "observability", "alloy")
+    grafana = real_render.find("HelmRelease", "observability", "kube-prometheus-stack")
+    loki = real_render.find("HelmRelease", "observability", "loki")
+    assert alloy is not None and grafana is not None and loki is not None
+    values = alloy.obj["spec"]["values"]
+    assert values["controller"]["type"] == "daemonset"
+    config = values["alloy"]["configMap"]["content"]
+    assert 'field = "spec.nodeName=" + sys.env("NODE_NAME")' in config
+    [env] = [e for e in values["alloy"]["extraEnv"] if e["name"] == "NODE_NAME"]
+    assert env["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
+    [source] = [d for d in grafana.obj["spec"]["values"]["grafana"]["additionalDataSources"] if d["type"] == "loki"]
+    assert f'url = "{source["url"]}/loki/api/v1/push"' in config
+    assert source["url"] == f"http://loki.{loki.namespace}.svc.cluster.local:3100"
+    assert loki.obj["spec"]["values"]["gateway"]["enabled"] is False, "with the gateway, the service is loki-gateway"
+
+
+def test_alerts_reach_pushover(real_render: vk.Render) -> None:
+    """Alertmanager's global config is the tree's AlertmanagerConfig; its receivers' keys come from 1Password."""
+    release = real_render.find("HelmRelease", "observability", "kube-prometheus-stack")
+    assert release is not None
+    name = release.obj["spec"]["values"]["alertmanager"]["alertmanagerSpec"]["alertmanagerConfiguration"]["name"]
+    config = real_render.find("AlertmanagerConfig", release.namespace, name)
+    assert config is not None
+    spec = config.obj["spec"]
+    receivers = {r["name"]: r for r in spec["receivers"]}
+    assert receivers[spec["route"]["receiver"]].get("pushoverConfigs"), "the default route must notify someone"
+    secrets = _secret_targets(real_render, release.namespace)
+    for receiver in receivers.values():
+        for pushover in receiver.get("pushoverConfigs", []):
+            for ref in (pushover["userKey"], pushover["token"]):
+                assert ref["key"] in secrets[ref["name"]]
+    severities = {
+        rule["labels"]["severity"]
+        for rule_file in _of_kind(real_render, "PrometheusRule")
+        for group in rule_file.obj["spec"]["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
+    silenced = {r["receiver"] for r in spec["route"]["routes"] if not receivers[r["receiver"]].get("pushoverConfigs")}
+    assert silenced == {"null"}
+    assert severities <= {"critical", "warning"}
+
+
+def test_kustomize_output_reads_as_go_yaml() -> None:
+    """A lone '=' (an AlertmanagerConfig matchType, printed unquoted by kustomize) is a string."""
+    assert vk.load_yaml("matchType: =\nvalue: 1\n") == {"matchType": "=", "value": 1}
+
+
+def _unknown_values(values: object, defaults: object, path: str = "") -> list[str]:
+    """Value paths a chart's values.yaml does not have (below a key with an empty or scalar default: anything)."""
+    if not isinstance(values, dict) or not isinstance(defaults, dict) or not defaults:
+        return []
+    unknown = []
+    for key, value in values.items():
+        where = f"{path}.{key}" if path else str(key)
+        if key not in defaults:
+            unknown.append(where)
+        else:
+            unknown.extend(_unknown_values(value, defaults[key], where))
+    return unknown
+
+
+@pytest.mark.parametrize(
+    ("namespace", "release", "chart"),
+    [
+        ("observability", "alloy", "alloy"),
+        ("database", "barman-cloud", "plugin-barman-cloud"),
+        ("volsync-system", "volsync", "volsync-perfectra1n"),
+    ],
+)
+def test_new_releases_set_values_their_charts_have(
+    real_render: vk.Render, namespace: str, release: str, chart: str
+) -> None:
+    """Values of the charts added for backups and logs exist in the pinned chart (and pass its schema)."""
+    built = real_render.find("HelmRelease", namespace, release)
+    assert built is not None
+    spec = built.obj["spec"]
+    if "chart" in spec:
+        version = spec["chart"]["spec"]["version"]
+    else:
+        source = real_render.find("OCIRepository", namespace, spec["chartRef"]["name"])
+        assert source is not None
+        version = source.obj["spec"]["ref"]["tag"]
+    folder = _schemas() / "charts" / chart / version
+    if not folder.is_dir():
+        pytest.skip(f"no chart values for {chart} {version} in the shared schemas")
+    defaults = yaml.safe_load((folder / "values.yaml").read_text())
+    values = spec["values"]
+    assert _unknown_values(values, defaults) == []
+    if (folder / "values.schema.json").is_file():
+        merged = {**defaults, **values}
+        jsonschema.validate(merged, json.loads((folder / "values.schema.json").read_text()))
 
 
 # --- a small tree to break ------------------------------------------------------------------------

@@ -124,6 +124,25 @@ _ORIGIN = "config.kubernetes.io/origin"
 _SUBSTITUTE_ANNOTATION = "kustomize.toolkit.fluxcd.io/substitute"
 
 
+class KubeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without YAML 1.1's ``=`` "value" tag, which Go's YAML (kustomize) does not have.
+
+    kustomize prints ``matchType: =`` (an AlertmanagerConfig matcher) unquoted; the safe loader reads a
+    lone ``=`` as ``tag:yaml.org,2002:value`` and cannot construct it.
+    """
+
+
+KubeLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:value"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def load_yaml(text: str) -> Any:
+    """One YAML document as kustomize and Flux read it."""
+    return yaml.load(text, Loader=KubeLoader)
+
+
 @dataclass
 class FluxKustomization:
     """A Flux Kustomization found in the tree (or the FluxInstance's root sync)."""
@@ -319,7 +338,11 @@ def _render_one(
     variables, problems = _variables(ks, configmaps)
     objects: list[BuiltObject] = []
     for document in _documents(stream):
-        obj = yaml.safe_load(document)
+        try:
+            obj = load_yaml(document)
+        except yaml.YAMLError as exc:
+            problems.append(f"{ks.file}: spec.path: invalid YAML in the build: {str(exc).splitlines()[0]}")
+            continue
         if not isinstance(obj, dict):
             continue
         file = _origin_file(root, obj, ks.file)
@@ -333,7 +356,7 @@ def _render_one(
                     "spec.postBuild.substitute or in cluster-settings"
                 )
             try:
-                obj = yaml.safe_load(text)
+                obj = load_yaml(text)
             except yaml.YAMLError as exc:
                 problems.append(f"{file}: {label}: invalid YAML after substitution: {str(exc).splitlines()[0]}")
                 continue
