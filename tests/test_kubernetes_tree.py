@@ -345,6 +345,34 @@ def test_new_releases_set_values_their_charts_have(
         jsonschema.validate(merged, json.loads((folder / "values.schema.json").read_text()))
 
 
+def _nfs_volumes(node: object) -> list[dict[str, object]]:
+    """Every NFS volume in an object: pod volumes (``nfs:``) and app-template persistence (``type: nfs``)."""
+    found: list[dict[str, object]] = []
+    if isinstance(node, dict):
+        if node.get("type") == "nfs" and "server" in node:
+            found.append({"server": node["server"], "path": node["path"]})
+        if isinstance(node.get("nfs"), dict):
+            found.append({"server": node["nfs"]["server"], "path": node["nfs"]["path"]})
+        for value in node.values():
+            found.extend(_nfs_volumes(value))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(_nfs_volumes(item))
+    return found
+
+
+def test_bulk_data_comes_from_the_nas_exports(real_render: vk.Render) -> None:
+    """Every NFS mount is the NAS at an export named in cluster-settings; media apps mount the library."""
+    settings = _settings(real_render)
+    exports = {value for key, value in settings.items() if key.startswith("NAS_") and key.endswith("_PATH")}
+    mounts = {(b.ref(), str(v["server"]), str(v["path"])) for b in real_render.objects for v in _nfs_volumes(b.obj)}
+    assert mounts
+    for ref, server, path in mounts:
+        assert server == settings["NAS_ADDRESS"], ref
+        assert path in exports, f"{ref}: {path} is not a NAS export in cluster-settings"
+    assert ("HelmRelease media/sabnzbd", settings["NAS_ADDRESS"], settings["NAS_MEDIA_PATH"]) in mounts
+
+
 # --- a small tree to break ------------------------------------------------------------------------
 
 _KS = "https://kubernetes-schemas.pages.dev/kustomize.toolkit.fluxcd.io/kustomization_v1.json"
