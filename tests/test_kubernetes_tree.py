@@ -70,6 +70,9 @@ def test_real_tree_renders_every_kustomization(real_render: vk.Render) -> None:
         "kube-prometheus-stack",
         "loki",
         "flux-webhook",
+        "prometheus-operator-crds",
+        "alloy",
+        "talos-backup",
     } <= names
 
 
@@ -371,6 +374,36 @@ def test_bulk_data_comes_from_the_nas_exports(real_render: vk.Render) -> None:
         assert server == settings["NAS_ADDRESS"], ref
         assert path in exports, f"{ref}: {path} is not a NAS export in cluster-settings"
     assert ("HelmRelease media/sabnzbd", settings["NAS_ADDRESS"], settings["NAS_MEDIA_PATH"]) in mounts
+
+
+#: What Pulumi's Talos patch must allow (machine.features.kubernetesTalosAPIAccess) for talos-backup.
+TALOS_BACKUP_NAMESPACE = "talos-backup"
+TALOS_BACKUP_ROLE = "os:etcd:backup"
+
+
+def test_talos_backup_snapshots_etcd_with_its_own_talos_credentials(real_render: vk.Render) -> None:
+    """The CronJob mounts the Secret Talos makes for its talos.dev ServiceAccount, with the etcd backup role only."""
+    [account] = [b for b in _of_kind(real_render, "ServiceAccount") if b.obj["apiVersion"] == "talos.dev/v1alpha1"]
+    assert account.namespace == TALOS_BACKUP_NAMESPACE
+    assert account.obj["spec"]["roles"] == [TALOS_BACKUP_ROLE]
+    [cronjob] = [b for b in _of_kind(real_render, "CronJob") if b.namespace == TALOS_BACKUP_NAMESPACE]
+    pod = cronjob.obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["image"].startswith("ghcr.io/siderolabs/talos-backup:v")
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    [mount] = [m for m in container["volumeMounts"] if m["mountPath"] == "/var/run/secrets/talos.dev"]
+    assert volumes[mount["name"]]["secret"]["secretName"] == account.name
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    settings = _settings(real_render)
+    assert env["CUSTOM_S3_ENDPOINT"] == settings["NAS_S3_ENDPOINT"]
+    assert env["BUCKET"]
+    [source] = container["envFrom"]
+    keys = _secret_targets(real_render, TALOS_BACKUP_NAMESPACE)[source["secretRef"]["name"]]
+    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AGE_X25519_PUBLIC_KEY"} <= keys
+    assert "DISABLE_ENCRYPTION" not in env
+    namespace = real_render.find("Namespace", "", TALOS_BACKUP_NAMESPACE)
+    assert namespace is not None
+    assert namespace.obj["metadata"]["labels"][vk.POD_SECURITY_LABEL] == "restricted"
 
 
 # --- a small tree to break ------------------------------------------------------------------------
