@@ -406,6 +406,36 @@ def test_talos_backup_snapshots_etcd_with_its_own_talos_credentials(real_render:
     assert namespace.obj["metadata"]["labels"][vk.POD_SECURITY_LABEL] == "restricted"
 
 
+def test_lan_dns_serves_the_gateways_own_names(real_render: vk.Render) -> None:
+    """UniFi's external-dns also reads Services; each Gateway's Service carries its own hostname."""
+    unifi = real_render.find("HelmRelease", "networking", "external-dns-unifi")
+    cloudflare = real_render.find("HelmRelease", "networking", "external-dns-cloudflare")
+    assert unifi is not None and cloudflare is not None
+    assert set(unifi.obj["spec"]["values"]["sources"]) == {"gateway-httproute", "service"}
+    assert cloudflare.obj["spec"]["values"]["sources"] == ["gateway-httproute"], "public DNS: routes only"
+    domain = _settings(real_render)["PUBLIC_DOMAIN"]
+    for name in ("internal", "external"):
+        gateway = real_render.find("Gateway", "networking", name)
+        assert gateway is not None
+        annotations = gateway.obj["spec"]["infrastructure"]["annotations"]
+        assert annotations["external-dns.alpha.kubernetes.io/hostname"] == f"{name}.{domain}"
+
+
+def test_runners_use_kubernetes_container_mode_with_a_work_volume(real_render: vk.Render) -> None:
+    release = real_render.find("HelmRelease", "actions-runner-system", "homelab-runner")
+    assert release is not None
+    mode = release.obj["spec"]["values"]["containerMode"]
+    assert mode["type"] == "kubernetes"
+    assert mode["kubernetesModeWorkVolumeClaim"]["storageClassName"] == _settings(real_render)["STORAGE_CLASS"]
+
+
+def test_wikijs_replicas_run_in_ha_mode(real_render: vk.Render) -> None:
+    release = real_render.find("HelmRelease", "default", "wikijs")
+    assert release is not None
+    controller = release.obj["spec"]["values"]["controllers"]["wikijs"]
+    assert controller["replicas"] == 1 or controller["containers"]["app"]["env"]["HA_ACTIVE"] == "true"
+
+
 # --- a small tree to break ------------------------------------------------------------------------
 
 _KS = "https://kubernetes-schemas.pages.dev/kustomize.toolkit.fluxcd.io/kustomization_v1.json"

@@ -84,6 +84,8 @@ def versioned_keys(node: Any) -> Iterator[tuple[str, str, int]]:
 def _is_version_key(key: str, value: str) -> bool:
     if key == "apiVersion":  # a Kubernetes object's schema, not a dependency
         return False
+    if key in ("minVersion", "maxVersion"):  # TLS protocol bounds (Envoy Gateway policies), not a dependency
+        return False
     if key == "version" or key.endswith("Version"):
         return True
     if key in ("image", "imageName") or key.endswith("Image"):
