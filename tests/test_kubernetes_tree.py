@@ -13,6 +13,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+import yaml
 
 from plan import offline
 from tools import validate_kubernetes as vk
@@ -52,6 +53,7 @@ def test_real_tree_renders_every_kustomization(real_render: vk.Render) -> None:
         "sabnzbd",
         "maintainerr",
         "cloudnative-pg",
+        "barman-cloud",
         "postgres",
         "wikijs",
         "garage",
@@ -60,12 +62,17 @@ def test_real_tree_renders_every_kustomization(real_render: vk.Render) -> None:
         "snapshot-controller",
         "snapshot-classes",
         "volsync",
+        "volsync-maintenance",
         "envoy-gateway",
         "envoy-gateway-config",
         "external-dns-cloudflare",
         "external-dns-unifi",
         "kube-prometheus-stack",
         "loki",
+        "flux-webhook",
+        "prometheus-operator-crds",
+        "alloy",
+        "talos-backup",
     } <= names
 
 
@@ -132,6 +139,303 @@ def test_snapshot_class_matches_pulumis_storage_class(real_render: vk.Render, ho
     }
 
 
+def _settings(render_: vk.Render) -> dict[str, str]:
+    built = render_.find("ConfigMap", "flux-system", "cluster-settings")
+    assert built is not None
+    return dict(built.obj["data"])
+
+
+def _of_kind(render_: vk.Render, kind: str) -> list[vk.BuiltObject]:
+    return [b for b in render_.objects if b.kind == kind]
+
+
+def test_volsync_backs_up_with_kopia_into_the_nas_repository(real_render: vk.Render) -> None:
+    """Every mover is Kopia, writing to the NFS export named in cluster-settings; maintenance covers it."""
+    settings = _settings(real_render)
+    nfs = {"server": settings["NAS_ADDRESS"], "path": settings["NAS_VOLSYNC_PATH"]}
+    sources = _of_kind(real_render, "ReplicationSource")
+    destinations = _of_kind(real_render, "ReplicationDestination")
+    [maintenance] = _of_kind(real_render, "KopiaMaintenance")
+    assert sources and len(sources) == len(destinations)
+    for built in [*sources, *destinations]:
+        spec = built.obj["spec"]
+        assert set(spec) & {"restic", "rclone", "rsync", "rsyncTLS", "syncthing"} == set(), built.ref()
+        [volume] = spec["kopia"]["moverVolumes"]
+        assert volume == {"mountPath": "repository", "volumeSource": {"nfs": nfs}}, built.ref()
+    [volume] = maintenance.obj["spec"]["moverVolumes"]
+    assert volume["volumeSource"]["nfs"] == nfs
+    repository_urls = set()
+    for secret in _of_kind(real_render, "ExternalSecret"):
+        data = secret.obj["spec"]["target"].get("template", {}).get("data", {})
+        if "KOPIA_REPOSITORY" in data:
+            repository_urls.add((data["KOPIA_REPOSITORY"], data["KOPIA_FS_PATH"]))
+    # moverVolumes are mounted under /mnt/<mountPath>.
+    assert repository_urls == {("filesystem:///mnt/repository", "/mnt/repository")}
+
+
+def test_volsync_restores_each_pvc_from_its_own_source(real_render: vk.Render) -> None:
+    """A backed-up PVC is populated by a ReplicationDestination reading its ReplicationSource's snapshots."""
+    sources = {(b.namespace, b.name) for b in _of_kind(real_render, "ReplicationSource")}
+    for pvc in _of_kind(real_render, "PersistentVolumeClaim"):
+        ref = pvc.obj["spec"].get("dataSourceRef")
+        if not ref:
+            continue
+        assert ref["kind"] == "ReplicationDestination"
+        destination = real_render.find("ReplicationDestination", pvc.namespace, ref["name"])
+        assert destination is not None, pvc.ref()
+        identity = destination.obj["spec"]["kopia"]["sourceIdentity"]
+        assert (pvc.namespace, identity["sourceName"]) in sources
+        assert identity["sourcePVCName"] == pvc.name
+
+
+def test_volsync_runs_the_kopia_fork(real_render: vk.Render) -> None:
+    release = real_render.find("HelmRelease", "volsync-system", "volsync")
+    source = real_render.find("OCIRepository", "volsync-system", "volsync")
+    assert release is not None and source is not None
+    assert source.obj["spec"]["url"] == "oci://ghcr.io/home-operations/charts-mirror/volsync-perfectra1n"
+    values = release.obj["spec"]["values"]
+    assert values["image"]["repository"] == "ghcr.io/perfectra1n/volsync"
+    for mover in ("kopia", "rclone", "restic", "rsync", "rsync-tls", "syncthing"):
+        assert values[mover] == values["image"], mover
+
+
+BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io"
+
+
+def _secret_targets(render_: vk.Render, namespace: str) -> dict[str, set[str]]:
+    """Secrets the tree's ExternalSecrets produce in a namespace, with their keys (from the template)."""
+    out: dict[str, set[str]] = {}
+    for built in _of_kind(render_, "ExternalSecret"):
+        if built.namespace == namespace:
+            target = built.obj["spec"]["target"]
+            out[target["name"]] = set(target.get("template", {}).get("data", {}))
+    return out
+
+
+def test_postgres_archives_wal_and_backs_up_to_the_object_store(real_render: vk.Render) -> None:
+    """WAL archiving and the scheduled backups go through the barman-cloud plugin to an ObjectStore in the tree."""
+    [cluster] = _of_kind(real_render, "Cluster")
+    [plugin] = cluster.obj["spec"]["plugins"]
+    assert plugin["name"] == BARMAN_PLUGIN and plugin["isWALArchiver"] is True
+    store = real_render.find("ObjectStore", cluster.namespace, plugin["parameters"]["barmanObjectName"])
+    assert store is not None
+    configuration = store.obj["spec"]["configuration"]
+    assert configuration["endpointURL"] == _settings(real_render)["NAS_S3_ENDPOINT"]
+    secrets = _secret_targets(real_render, cluster.namespace)
+    for ref in configuration["s3Credentials"].values():
+        assert ref["key"] in secrets[ref["name"]]
+    [backup] = _of_kind(real_render, "ScheduledBackup")
+    assert backup.obj["spec"]["cluster"]["name"] == cluster.name
+    assert backup.obj["spec"]["method"] == "plugin"
+    assert backup.obj["spec"]["pluginConfiguration"]["name"] == BARMAN_PLUGIN
+    assert len(backup.obj["spec"]["schedule"].split()) == 6, "CloudNativePG schedules have a seconds field"
+    depends = {ks.name: [d["name"] for d in ks.spec.get("dependsOn") or []] for ks in real_render.kustomizations}
+    assert "barman-cloud" in depends[cluster.kustomization.name]
+    assert "cloudnative-pg" in depends["barman-cloud"]
+
+
+def test_github_webhook_reaches_the_flux_receiver(real_render: vk.Render) -> None:
+    """A github Receiver with its token from 1Password, routed from the external Gateway."""
+    [receiver] = _of_kind(real_render, "Receiver")
+    spec = receiver.obj["spec"]
+    assert receiver.namespace == "flux-system" and spec["type"] == "github"
+    assert {"kind": "GitRepository", "name": "flux-system", "namespace": "flux-system"}.items() <= spec["resources"][
+        0
+    ].items()
+    assert "token" in _secret_targets(real_render, "flux-system")[spec["secretRef"]["name"]]
+    route = real_render.find("HTTPRoute", "flux-system", "flux-webhook")
+    assert route is not None
+    assert route.obj["spec"]["hostnames"] == [f"flux-webhook.{_settings(real_render)['PUBLIC_DOMAIN']}"]
+    assert route.obj["spec"]["parentRefs"] == [{"name": "external", "namespace": "networking", "sectionName": "https"}]
+    [rule] = route.obj["spec"]["rules"]
+    assert rule["matches"] == [{"path": {"type": "PathPrefix", "value": "/hook/"}}]
+    assert rule["backendRefs"] == [{"name": "webhook-receiver", "port": 80}]
+
+
+def test_alloy_ships_every_pods_logs_to_loki(real_render: vk.Render) -> None:
+    """Alloy runs on every node, tails its node's pods and pushes to the Loki that Grafana reads."""
+    alloy = real_render.find("HelmRelease", "observability", "alloy")
+    grafana = real_render.find("HelmRelease", "observability", "kube-prometheus-stack")
+    loki = real_render.find("HelmRelease", "observability", "loki")
+    assert alloy is not None and grafana is not None and loki is not None
+    values = alloy.obj["spec"]["values"]
+    assert values["controller"]["type"] == "daemonset"
+    config = values["alloy"]["configMap"]["content"]
+    assert 'field = "spec.nodeName=" + sys.env("NODE_NAME")' in config
+    [env] = [e for e in values["alloy"]["extraEnv"] if e["name"] == "NODE_NAME"]
+    assert env["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
+    [source] = [d for d in grafana.obj["spec"]["values"]["grafana"]["additionalDataSources"] if d["type"] == "loki"]
+    assert f'url = "{source["url"]}/loki/api/v1/push"' in config
+    assert source["url"] == f"http://loki.{loki.namespace}.svc.cluster.local:3100"
+    assert loki.obj["spec"]["values"]["gateway"]["enabled"] is False, "with the gateway, the service is loki-gateway"
+
+
+def test_alerts_reach_pushover(real_render: vk.Render) -> None:
+    """Alertmanager's global config is the tree's AlertmanagerConfig; its receivers' keys come from 1Password."""
+    release = real_render.find("HelmRelease", "observability", "kube-prometheus-stack")
+    assert release is not None
+    name = release.obj["spec"]["values"]["alertmanager"]["alertmanagerSpec"]["alertmanagerConfiguration"]["name"]
+    config = real_render.find("AlertmanagerConfig", release.namespace, name)
+    assert config is not None
+    spec = config.obj["spec"]
+    receivers = {r["name"]: r for r in spec["receivers"]}
+    assert receivers[spec["route"]["receiver"]].get("pushoverConfigs"), "the default route must notify someone"
+    secrets = _secret_targets(real_render, release.namespace)
+    for receiver in receivers.values():
+        for pushover in receiver.get("pushoverConfigs", []):
+            for ref in (pushover["userKey"], pushover["token"]):
+                assert ref["key"] in secrets[ref["name"]]
+    severities = {
+        rule["labels"]["severity"]
+        for rule_file in _of_kind(real_render, "PrometheusRule")
+        for group in rule_file.obj["spec"]["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
+    silenced = {r["receiver"] for r in spec["route"]["routes"] if not receivers[r["receiver"]].get("pushoverConfigs")}
+    assert silenced == {"null"}
+    assert severities <= {"critical", "warning"}
+
+
+def test_kustomize_output_reads_as_go_yaml() -> None:
+    """A lone '=' (an AlertmanagerConfig matchType, printed unquoted by kustomize) is a string."""
+    assert vk.load_yaml("matchType: =\nvalue: 1\n") == {"matchType": "=", "value": 1}
+
+
+def _unknown_values(values: object, defaults: object, path: str = "") -> list[str]:
+    """Value paths a chart's values.yaml does not have (below a key with an empty or scalar default: anything)."""
+    if not isinstance(values, dict) or not isinstance(defaults, dict) or not defaults:
+        return []
+    unknown = []
+    for key, value in values.items():
+        where = f"{path}.{key}" if path else str(key)
+        if key not in defaults:
+            unknown.append(where)
+        else:
+            unknown.extend(_unknown_values(value, defaults[key], where))
+    return unknown
+
+
+@pytest.mark.parametrize(
+    ("namespace", "release", "chart"),
+    [
+        ("observability", "alloy", "alloy"),
+        ("database", "barman-cloud", "plugin-barman-cloud"),
+        ("volsync-system", "volsync", "volsync-perfectra1n"),
+    ],
+)
+def test_new_releases_set_values_their_charts_have(
+    real_render: vk.Render, namespace: str, release: str, chart: str
+) -> None:
+    """Values of the charts added for backups and logs exist in the pinned chart (and pass its schema)."""
+    built = real_render.find("HelmRelease", namespace, release)
+    assert built is not None
+    spec = built.obj["spec"]
+    if "chart" in spec:
+        version = spec["chart"]["spec"]["version"]
+    else:
+        source = real_render.find("OCIRepository", namespace, spec["chartRef"]["name"])
+        assert source is not None
+        version = source.obj["spec"]["ref"]["tag"]
+    folder = _schemas() / "charts" / chart / version
+    if not folder.is_dir():
+        pytest.skip(f"no chart values for {chart} {version} in the shared schemas")
+    defaults = yaml.safe_load((folder / "values.yaml").read_text())
+    values = spec["values"]
+    assert _unknown_values(values, defaults) == []
+    if (folder / "values.schema.json").is_file():
+        merged = {**defaults, **values}
+        jsonschema.validate(merged, json.loads((folder / "values.schema.json").read_text()))
+
+
+def _nfs_volumes(node: object) -> list[dict[str, object]]:
+    """Every NFS volume in an object: pod volumes (``nfs:``) and app-template persistence (``type: nfs``)."""
+    found: list[dict[str, object]] = []
+    if isinstance(node, dict):
+        if node.get("type") == "nfs" and "server" in node:
+            found.append({"server": node["server"], "path": node["path"]})
+        if isinstance(node.get("nfs"), dict):
+            found.append({"server": node["nfs"]["server"], "path": node["nfs"]["path"]})
+        for value in node.values():
+            found.extend(_nfs_volumes(value))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(_nfs_volumes(item))
+    return found
+
+
+def test_bulk_data_comes_from_the_nas_exports(real_render: vk.Render) -> None:
+    """Every NFS mount is the NAS at an export named in cluster-settings; media apps mount the library."""
+    settings = _settings(real_render)
+    exports = {value for key, value in settings.items() if key.startswith("NAS_") and key.endswith("_PATH")}
+    mounts = {(b.ref(), str(v["server"]), str(v["path"])) for b in real_render.objects for v in _nfs_volumes(b.obj)}
+    assert mounts
+    for ref, server, path in mounts:
+        assert server == settings["NAS_ADDRESS"], ref
+        assert path in exports, f"{ref}: {path} is not a NAS export in cluster-settings"
+    assert ("HelmRelease media/sabnzbd", settings["NAS_ADDRESS"], settings["NAS_MEDIA_PATH"]) in mounts
+
+
+#: What Pulumi's Talos patch must allow (machine.features.kubernetesTalosAPIAccess) for talos-backup.
+TALOS_BACKUP_NAMESPACE = "talos-backup"
+TALOS_BACKUP_ROLE = "os:etcd:backup"
+
+
+def test_talos_backup_snapshots_etcd_with_its_own_talos_credentials(real_render: vk.Render) -> None:
+    """The CronJob mounts the Secret Talos makes for its talos.dev ServiceAccount, with the etcd backup role only."""
+    [account] = [b for b in _of_kind(real_render, "ServiceAccount") if b.obj["apiVersion"] == "talos.dev/v1alpha1"]
+    assert account.namespace == TALOS_BACKUP_NAMESPACE
+    assert account.obj["spec"]["roles"] == [TALOS_BACKUP_ROLE]
+    [cronjob] = [b for b in _of_kind(real_render, "CronJob") if b.namespace == TALOS_BACKUP_NAMESPACE]
+    pod = cronjob.obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["image"].startswith("ghcr.io/siderolabs/talos-backup:v")
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    [mount] = [m for m in container["volumeMounts"] if m["mountPath"] == "/var/run/secrets/talos.dev"]
+    assert volumes[mount["name"]]["secret"]["secretName"] == account.name
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    settings = _settings(real_render)
+    assert env["CUSTOM_S3_ENDPOINT"] == settings["NAS_S3_ENDPOINT"]
+    assert env["BUCKET"]
+    [source] = container["envFrom"]
+    keys = _secret_targets(real_render, TALOS_BACKUP_NAMESPACE)[source["secretRef"]["name"]]
+    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AGE_X25519_PUBLIC_KEY"} <= keys
+    assert "DISABLE_ENCRYPTION" not in env
+    namespace = real_render.find("Namespace", "", TALOS_BACKUP_NAMESPACE)
+    assert namespace is not None
+    assert namespace.obj["metadata"]["labels"][vk.POD_SECURITY_LABEL] == "restricted"
+
+
+def test_lan_dns_serves_the_gateways_own_names(real_render: vk.Render) -> None:
+    """UniFi's external-dns also reads Services; each Gateway's Service carries its own hostname."""
+    unifi = real_render.find("HelmRelease", "networking", "external-dns-unifi")
+    cloudflare = real_render.find("HelmRelease", "networking", "external-dns-cloudflare")
+    assert unifi is not None and cloudflare is not None
+    assert set(unifi.obj["spec"]["values"]["sources"]) == {"gateway-httproute", "service"}
+    assert cloudflare.obj["spec"]["values"]["sources"] == ["gateway-httproute"], "public DNS: routes only"
+    domain = _settings(real_render)["PUBLIC_DOMAIN"]
+    for name in ("internal", "external"):
+        gateway = real_render.find("Gateway", "networking", name)
+        assert gateway is not None
+        annotations = gateway.obj["spec"]["infrastructure"]["annotations"]
+        assert annotations["external-dns.alpha.kubernetes.io/hostname"] == f"{name}.{domain}"
+
+
+def test_runners_use_kubernetes_container_mode_with_a_work_volume(real_render: vk.Render) -> None:
+    release = real_render.find("HelmRelease", "actions-runner-system", "homelab-runner")
+    assert release is not None
+    mode = release.obj["spec"]["values"]["containerMode"]
+    assert mode["type"] == "kubernetes"
+    assert mode["kubernetesModeWorkVolumeClaim"]["storageClassName"] == _settings(real_render)["STORAGE_CLASS"]
+
+
+def test_wikijs_replicas_run_in_ha_mode(real_render: vk.Render) -> None:
+    release = real_render.find("HelmRelease", "default", "wikijs")
+    assert release is not None
+    controller = release.obj["spec"]["values"]["controllers"]["wikijs"]
+    assert controller["replicas"] == 1 or controller["containers"]["app"]["env"]["HA_ACTIVE"] == "true"
+
+
 # --- a small tree to break ------------------------------------------------------------------------
 
 _KS = "https://kubernetes-schemas.pages.dev/kustomize.toolkit.fluxcd.io/kustomization_v1.json"
@@ -176,7 +480,7 @@ resources: [./demo]
     "kubernetes/apps/demo/kustomization.yaml": f"""# yaml-language-server: $schema={_KZ}
 apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
-resources: [./namespace.yaml, ./stores/ks.yaml, ./web/ks.yaml]
+resources: [./namespace.yaml, ./eso/ks.yaml, ./stores/ks.yaml, ./web/ks.yaml]
 """,
     "kubernetes/apps/demo/namespace.yaml": """# yaml-language-server: $schema=https://example.com/ns.json
 apiVersion: v1
@@ -184,6 +488,39 @@ kind: Namespace
 metadata:
   name: demo
   labels: {pod-security.kubernetes.io/enforce: baseline}
+""",
+    "kubernetes/apps/demo/eso/ks.yaml": f"""# yaml-language-server: $schema={_KS}
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {{name: eso, namespace: flux-system}}
+spec:
+  interval: 30m
+  targetNamespace: demo
+  path: ./kubernetes/apps/demo/eso/app
+  prune: true
+  sourceRef: {{kind: GitRepository, name: flux-system, namespace: flux-system}}
+""",
+    "kubernetes/apps/demo/eso/app/kustomization.yaml": f"""# yaml-language-server: $schema={_KZ}
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources: [./ocirepository.yaml, ./helmrelease.yaml]
+""",
+    "kubernetes/apps/demo/eso/app/ocirepository.yaml": """# yaml-language-server: $schema=https://example.com/oci.json
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: OCIRepository
+metadata: {name: external-secrets}
+spec:
+  interval: 1h
+  url: oci://ghcr.io/external-secrets/charts/external-secrets
+  ref: {tag: 0.20.4}
+""",
+    "kubernetes/apps/demo/eso/app/helmrelease.yaml": """# yaml-language-server: $schema=https://example.com/hr.json
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: {name: external-secrets}
+spec:
+  interval: 1h
+  chartRef: {kind: OCIRepository, name: external-secrets}
 """,
     "kubernetes/apps/demo/stores/ks.yaml": f"""# yaml-language-server: $schema={_KS}
 apiVersion: kustomize.toolkit.fluxcd.io/v1
@@ -195,6 +532,7 @@ spec:
   path: ./kubernetes/apps/demo/stores/app
   prune: true
   sourceRef: {{kind: GitRepository, name: flux-system, namespace: flux-system}}
+  dependsOn: [{{name: eso}}]
 """,
     "kubernetes/apps/demo/stores/app/kustomization.yaml": f"""# yaml-language-server: $schema={_KZ}
 # no-helmrelease: only the secret store
@@ -294,9 +632,9 @@ def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     schemas = str(_schemas())
     root = make_tree(tmp_path / "good")
     assert vk.main(["--root", str(root), "--schemas", schemas]) == 0
-    broken = make_tree(tmp_path / "bad", edit(f"{WEB}/ks.yaml", "[{name: stores}]", "[{name: nope}]"))
+    broken = make_tree(tmp_path / "bad", edit(f"{WEB}/app/ocirepository.yaml", "{tag: 4.3.0}", "{tag: latest}"))
     assert vk.main(["--root", str(broken), "--schemas", schemas]) == 1
-    assert capsys.readouterr().out == f"{WEB}/ks.yaml: spec.dependsOn[0].name: no Kustomization named nope\n"
+    assert capsys.readouterr().out == f"{WEB}/app/ocirepository.yaml: spec.ref.tag: 'latest' is not an exact version\n"
 
 
 def test_missing_path(tmp_path: Path) -> None:
@@ -321,7 +659,7 @@ def test_depends_on_unknown_kustomization(tmp_path: Path) -> None:
 
 def test_depends_on_cycle(tmp_path: Path) -> None:
     stores = "kubernetes/apps/demo/stores/ks.yaml"
-    root = make_tree(tmp_path, edit(stores, "  prune: true\n", "  prune: true\n  dependsOn: [{name: web}]\n"))
+    root = make_tree(tmp_path, edit(stores, "[{name: eso}]", "[{name: eso}, {name: web}]"))
     assert vk.check_kustomizations(vk.render(root)) == [f"{stores}: spec.dependsOn: cycle stores -> web -> stores"]
 
 
@@ -501,8 +839,96 @@ def test_schema_invalid_after_helmrelease_defaults(tmp_path: Path) -> None:
         tmp_path, edit(rel, "            substituteFrom: [{kind: ConfigMap, name: cluster-settings}]\n", patch)
     )
     assert vk.check_schemas(vk.render(root), _schemas()) == [
-        f"{WEB}/app/helmrelease.yaml: HelmRelease demo/web: spec.install.crds: 'Always' is not one of "
-        "['Skip', 'Create', 'CreateReplace']"
+        f"kubernetes/apps/demo/{app}/app/helmrelease.yaml: HelmRelease demo/{name}: spec.install.crds: 'Always' "
+        "is not one of ['Skip', 'Create', 'CreateReplace']"
+        for app, name in (("eso", "external-secrets"), ("web", "web"))
+    ]
+
+
+# --- CRDs before the objects that need them ------------------------------------------------------
+
+_ROUTE = """# yaml-language-server: $schema=https://example.com/route.json
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web}
+spec:
+  parentRefs: [{name: internal, namespace: networking, sectionName: https}]
+  rules: [{backendRefs: [{name: web, port: 80}]}]
+"""
+
+
+def test_crd_order_mini_tree_passes(tmp_path: Path) -> None:
+    assert vk.check_crd_order(vk.render(make_tree(tmp_path))) == []
+
+
+def test_object_without_a_crd_provider(tmp_path: Path) -> None:
+    changes = {
+        **edit(f"{WEB}/app/kustomization.yaml", "./helmrelease.yaml]", "./helmrelease.yaml, ./httproute.yaml]"),
+        f"{WEB}/app/httproute.yaml": _ROUTE,
+    }
+    assert vk.check_crd_order(vk.render(make_tree(tmp_path, changes))) == [
+        f"{WEB}/app/httproute.yaml: HTTPRoute demo/web: no Kustomization in the tree installs the "
+        "gateway.networking.k8s.io CRDs"
+    ]
+
+
+def test_dependency_on_the_crd_provider_missing(tmp_path: Path) -> None:
+    """The web app's ExternalSecret needs eso's CRDs; without stores in between, nothing orders them."""
+    root = make_tree(tmp_path, edit(f"{WEB}/ks.yaml", "  dependsOn: [{name: stores}]\n", ""))
+    assert vk.check_crd_order(vk.render(root)) == [
+        f"{WEB}/ks.yaml: spec.dependsOn: web applies ExternalSecret demo/web (external-secrets.io); "
+        "depend on eso, which installs its CRDs"
+    ]
+
+
+def test_crds_and_their_objects_in_one_kustomization(tmp_path: Path) -> None:
+    changes = {
+        **edit(
+            "kubernetes/apps/demo/eso/app/kustomization.yaml", "./helmrelease.yaml]", "./helmrelease.yaml, ./es.yaml]"
+        ),
+        "kubernetes/apps/demo/eso/app/es.yaml": MINI[f"{WEB}/app/externalsecret.yaml"].replace(
+            "name: web}", "name: eso}"
+        ),
+    }
+    assert vk.check_crd_order(vk.render(make_tree(tmp_path, changes))) == [
+        "kubernetes/apps/demo/eso/app/es.yaml: ExternalSecret demo/eso: the external-secrets.io CRDs are installed "
+        "by the same Kustomization (eso); move it to one that depends on eso"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("values", "groups"),
+    [
+        ({"route": {"app": {"hostnames": ["a"]}}}, {"gateway.networking.k8s.io"}),
+        ({"grafana": {"route": {"main": {"enabled": False}}}}, set()),
+        ({"monitoring": {"serviceMonitor": {"enabled": True}}}, {"monitoring.coreos.com"}),
+        ({"serviceMonitor": {"enabled": False}, "webhook": {"serviceMonitor": {"enabled": False}}}, set()),
+        ({"serviceMonitor": {"app": {"endpoints": []}}}, {"monitoring.coreos.com"}),
+        ({"monitoring": {"podMonitorEnabled": True}}, {"monitoring.coreos.com"}),
+        ({"env": [{"name": "route", "value": "x"}]}, set()),
+    ],
+)
+def test_values_that_render_custom_resources(values: dict[str, object], groups: set[str]) -> None:
+    assert vk.values_groups(values) == groups
+
+
+def test_real_tree_waits_for_crds_not_for_releases(real_render: vk.Render) -> None:
+    """Nothing depends on kube-prometheus-stack for its CRDs; they come first, from a chart of their own."""
+    depends = {ks.name: [d["name"] for d in ks.spec.get("dependsOn") or []] for ks in real_render.kustomizations}
+    assert [name for name, deps in depends.items() if "kube-prometheus-stack" in deps] == []
+    assert depends["prometheus-operator-crds"] == []
+    release = real_render.find("HelmRelease", "observability", "kube-prometheus-stack")
+    assert release is not None and release.obj["spec"]["values"]["crds"]["enabled"] is False
+    assert vk.check_crd_order(real_render) == []
+
+
+def test_secret_store_gate_checks_ready(real_render: vk.Render) -> None:
+    [stores] = [ks for ks in real_render.kustomizations if ks.name == "external-secrets-stores"]
+    [expr] = stores.spec["healthCheckExprs"]
+    assert (expr["apiVersion"], expr["kind"]) == ("external-secrets.io/v1", "ClusterSecretStore")
+    assert expr["current"] == "status.conditions.filter(e, e.type == 'Ready').all(e, e.status == 'True')"
+    assert {"apiVersion": "external-secrets.io/v1", "kind": "ClusterSecretStore", "name": "onepassword"} in stores.spec[
+        "healthChecks"
     ]
 
 

@@ -84,6 +84,8 @@ def versioned_keys(node: Any) -> Iterator[tuple[str, str, int]]:
 def _is_version_key(key: str, value: str) -> bool:
     if key == "apiVersion":  # a Kubernetes object's schema, not a dependency
         return False
+    if key in ("minVersion", "maxVersion"):  # TLS protocol bounds (Envoy Gateway policies), not a dependency
+        return False
     if key == "version" or key.endswith("Version"):
         return True
     if key in ("image", "imageName") or key.endswith("Image"):
@@ -238,3 +240,16 @@ def test_requirements_are_pinned_and_annotated():
         assert m, f"requirements.txt:{i + 1}: {line!r} is not an exact pin"
         name = re.sub(r"\[.*\]", "", m[1])
         assert f"depName={name}" in lines[i - 1], f"requirements.txt:{i + 1}: no matching renovate comment"
+
+
+def test_preview_pins_the_pulumi_cli_of_the_sdk(config):
+    """The PR preview's CLI is an exact version, found once by the regex manager, equal to the SDK pin."""
+    path = ROOT / ".github" / "workflows" / "preview.yaml"
+    deps = renovate_deps(config, path)
+    pins = [d for d in deps.values() if d["depName"] == "pulumi/pulumi"]
+    assert len(pins) == 1, "one pulumi-version, matched once"
+    [pin] = pins
+    assert pin["datasource"] == "github-releases"
+    sdk = re.search(r"^pulumi==(\S+)$", (ROOT / "requirements.txt").read_text(), re.MULTILINE)
+    assert sdk is not None and pin["currentValue"] == sdk[1]
+    assert f"pulumi-version: {pin['currentValue']}" in path.read_text()

@@ -78,6 +78,41 @@ CLUSTER_SCOPED = {
     "VolumeSnapshotClass",
     "IngressClass",
 }
+#: API groups whose CRDs a chart in the tree installs, by chart name. A Kustomization applying objects of such a
+#: group (or a HelmRelease whose values make its chart render them) must depend, directly or through others, on the
+#: Kustomization of that chart's HelmRelease: otherwise its first apply fails on a missing kind, or it waits on a
+#: release it does not need.
+CRD_CHARTS: dict[str, frozenset[str]] = {
+    "prometheus-operator-crds": frozenset({"monitoring.coreos.com"}),
+    "gateway-helm": frozenset({"gateway.networking.k8s.io", "gateway.envoyproxy.io"}),
+    "external-secrets": frozenset({"external-secrets.io"}),
+    "volsync": frozenset({"volsync.backube"}),
+    "volsync-perfectra1n": frozenset({"volsync.backube"}),
+    "cloudnative-pg": frozenset({"postgresql.cnpg.io"}),
+    "plugin-barman-cloud": frozenset({"barmancloud.cnpg.io"}),
+    "snapshot-controller": frozenset({"snapshot.storage.k8s.io"}),
+    "gha-runner-scale-set-controller": frozenset({"actions.github.com"}),
+}
+#: Custom resources a chart always renders (of groups whose CRDs it does not install).
+CHART_RENDERS: dict[str, frozenset[str]] = {
+    "kube-prometheus-stack": frozenset({"monitoring.coreos.com"}),
+    "gha-runner-scale-set": frozenset({"actions.github.com"}),
+}
+#: API groups whose CRDs exist before Flux applies anything: Pulumi's layers (Flux, cert-manager, Cilium,
+#: Rook-Ceph) and Talos (talos.dev, with machine.features.kubernetesTalosAPIAccess).
+BASE_GROUPS = frozenset(
+    {
+        "source.toolkit.fluxcd.io",
+        "kustomize.toolkit.fluxcd.io",
+        "helm.toolkit.fluxcd.io",
+        "notification.toolkit.fluxcd.io",
+        "fluxcd.controlplane.io",
+        "cert-manager.io",
+        "cilium.io",
+        "ceph.rook.io",
+        "talos.dev",
+    }
+)
 POD_SECURITY_LABEL = "pod-security.kubernetes.io/enforce"
 POD_SECURITY_LEVELS = {"privileged", "baseline", "restricted"}
 
@@ -87,6 +122,25 @@ _VARIABLE = re.compile(r"(\$?)\$\{([^}]*)\}")
 _VARIABLE_NAME = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(.*)$", re.DOTALL)
 _ORIGIN = "config.kubernetes.io/origin"
 _SUBSTITUTE_ANNOTATION = "kustomize.toolkit.fluxcd.io/substitute"
+
+
+class KubeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without YAML 1.1's ``=`` "value" tag, which Go's YAML (kustomize) does not have.
+
+    kustomize prints ``matchType: =`` (an AlertmanagerConfig matcher) unquoted; the safe loader reads a
+    lone ``=`` as ``tag:yaml.org,2002:value`` and cannot construct it.
+    """
+
+
+KubeLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:value"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def load_yaml(text: str) -> Any:
+    """One YAML document as kustomize and Flux read it."""
+    return yaml.load(text, Loader=KubeLoader)
 
 
 @dataclass
@@ -284,7 +338,11 @@ def _render_one(
     variables, problems = _variables(ks, configmaps)
     objects: list[BuiltObject] = []
     for document in _documents(stream):
-        obj = yaml.safe_load(document)
+        try:
+            obj = load_yaml(document)
+        except yaml.YAMLError as exc:
+            problems.append(f"{ks.file}: spec.path: invalid YAML in the build: {str(exc).splitlines()[0]}")
+            continue
         if not isinstance(obj, dict):
             continue
         file = _origin_file(root, obj, ks.file)
@@ -298,7 +356,7 @@ def _render_one(
                     "spec.postBuild.substitute or in cluster-settings"
                 )
             try:
-                obj = yaml.safe_load(text)
+                obj = load_yaml(text)
             except yaml.YAMLError as exc:
                 problems.append(f"{file}: {label}: invalid YAML after substitution: {str(exc).splitlines()[0]}")
                 continue
@@ -627,6 +685,112 @@ def check_namespaces(render_: Render) -> list[str]:
     return problems
 
 
+def _enabled(value: Any) -> bool:
+    """A chart toggle that renders something: ``true``, or a mapping not switched off with ``enabled: false``."""
+    if isinstance(value, bool):
+        return value
+    return isinstance(value, dict) and value.get("enabled", True) is not False
+
+
+def values_groups(values: Any) -> set[str]:
+    """API groups of the custom resources a HelmRelease's values ask its chart to render.
+
+    The common toggles: ``serviceMonitor``/``podMonitor``/``prometheusRule`` sections switched on (or
+    ``*MonitorEnabled: true``) render monitoring.coreos.com objects; a ``route`` section with an entry that is
+    not switched off (bjw-s app-template, Grafana) renders Gateway API HTTPRoutes.
+    """
+    groups: set[str] = set()
+    if isinstance(values, list):
+        for item in values:
+            groups |= values_groups(item)
+        return groups
+    if not isinstance(values, dict):
+        return groups
+    for key, value in values.items():
+        if key in ("serviceMonitor", "podMonitor", "prometheusRule") and isinstance(value, dict):
+            entries = [value] if "enabled" in value else [v for v in value.values() if isinstance(v, dict)]
+            if any(_enabled(entry) for entry in entries):
+                groups.add("monitoring.coreos.com")
+        elif key in ("podMonitorEnabled", "serviceMonitorEnabled") and value is True:
+            groups.add("monitoring.coreos.com")
+        elif (
+            key == "route"
+            and isinstance(value, dict)
+            and any(_enabled(entry) for entry in value.values() if isinstance(entry, dict))
+        ):
+            groups.add("gateway.networking.k8s.io")
+        groups |= values_groups(value)
+    return groups
+
+
+def _group(built: BuiltObject) -> str:
+    api_version = str(built.obj.get("apiVersion", ""))
+    return api_version.rpartition("/")[0]
+
+
+def check_crd_order(render_: Render) -> list[str]:
+    """Each Kustomization depends on the Kustomizations that install the CRDs of what it applies.
+
+    What it applies: its own custom resources, and those its HelmReleases render (``CHART_RENDERS``,
+    ``values_groups``). A group must be installed by a HelmRelease of ``CRD_CHARTS`` in another Kustomization
+    it depends on (directly or not), or be one of the ``BASE_GROUPS``.
+    """
+    providers: dict[str, list[str]] = {}
+    for built in render_.objects:
+        if built.kind == "HelmRelease":
+            for group in CRD_CHARTS.get(_chart_name(render_, built), frozenset()):
+                providers.setdefault(group, []).append(built.kustomization.name)
+    names = {(ks.namespace, ks.name): ks for ks in render_.kustomizations}
+
+    @cache
+    def upstream(key: tuple[str, str]) -> frozenset[str]:
+        ks = names[key]
+        out: set[str] = set()
+        for dep in ks.spec.get("dependsOn") or []:
+            dep_key = (dep.get("namespace") or ks.namespace, dep.get("name"))
+            if dep_key in names and dep_key != key:
+                out.add(str(dep_key[1]))
+                out |= upstream(dep_key)
+        return frozenset(out)
+
+    problems: list[str] = []
+    reported: set[tuple[str, str]] = set()
+    for built in render_.objects:
+        ks = built.kustomization
+        needs: set[str] = set()
+        own: frozenset[str] = frozenset()
+        group = _group(built)
+        if group and "." in group and group != "kustomize.config.k8s.io":
+            needs.add(group)
+        if built.kind == "HelmRelease":
+            chart = _chart_name(render_, built)
+            own = CRD_CHARTS.get(chart, frozenset())
+            needs |= CHART_RENDERS.get(chart, frozenset())
+            needs |= values_groups((built.obj.get("spec") or {}).get("values"))
+        for group in sorted(needs - own - BASE_GROUPS):
+            if (ks.name, group) in reported or (ks.namespace, ks.name) not in names:
+                continue
+            candidates = providers.get(group, [])
+            if not candidates:
+                reported.add((ks.name, group))
+                problems.append(f"{built.file}: {built.ref()}: no Kustomization in the tree installs the {group} CRDs")
+                continue
+            if ks.name in candidates:
+                reported.add((ks.name, group))
+                problems.append(
+                    f"{built.file}: {built.ref()}: the {group} CRDs are installed by the same Kustomization "
+                    f"({ks.name}); move it to one that depends on {ks.name}"
+                )
+                continue
+            if not set(candidates) & upstream((ks.namespace, ks.name)):
+                reported.add((ks.name, group))
+                problems.append(
+                    f"{ks.file}: spec.dependsOn: {ks.name} applies {built.ref()} ({group}); "
+                    f"depend on {' or '.join(sorted(set(candidates)))}, which installs its CRDs"
+                )
+    return problems
+
+
 @cache
 def _crd_schema(path: Path) -> dict[str, Any]:
     schema: dict[str, Any] = json.loads(path.read_text())
@@ -702,6 +866,7 @@ def check_rendered(render_: Render, schemas: Path | None) -> list[str]:
         check_external_secrets,
         check_pulumi_owned,
         check_namespaces,
+        check_crd_order,
     ):
         problems.extend(check(render_))
     if schemas is not None:
