@@ -13,6 +13,7 @@ import pulumi_kubernetes as k8s
 
 from components import coredns as coredns_layer
 from components import spegel as spegel_layer
+from components import talos_day2
 from components.cert_manager import CertManager, CertManagerArgs
 from components.cilium import Cilium, CiliumArgs
 from components.coredns import CoreDNS, CoreDNSArgs
@@ -142,7 +143,11 @@ def build(cfg: StackConfig, secrets: SecretInputs | None = None) -> Graph:
     if problems:
         raise ConfigError(problems)
     # Layers that change the machine config contribute Talos patches (empty when off).
-    layer_patches = [*coredns_layer.talos_patches(cfg.coredns), *spegel_layer.talos_patches(cfg.spegel)]
+    layer_patches = [
+        *coredns_layer.talos_patches(cfg.coredns),
+        *spegel_layer.talos_patches(cfg.spegel),
+        *talos_day2.talos_patches(cfg.day2),
+    ]
     talos = TalosCluster(
         cfg.cluster.name,
         TalosClusterArgs(cluster=cfg.cluster, nodes=cfg.nodes, layer_patches=layer_patches),

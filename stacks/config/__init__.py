@@ -16,6 +16,7 @@ from pydantic import Field, model_validator
 
 from stacks.config.base import NAMESPACE, Model
 from stacks.config.cluster import ClusterConfig, NodeConfig
+from stacks.config.day2 import Day2Config
 from stacks.config.external import DnsConfig, OnePasswordConfig
 from stacks.config.flux import FluxConfig
 from stacks.config.network import CiliumConfig, CorednsConfig, SpegelConfig
@@ -45,6 +46,9 @@ class StackConfig(Model):
     )
     cert_manager: CertManagerConfig | None = Field(
         None, description="cert-manager with its CRDs and Let's Encrypt ClusterIssuers (Cloudflare DNS-01)."
+    )
+    day2: Day2Config = Field(
+        Day2Config(), description="Rolling, health-gated day-2 steps (upgrades, reboots) and etcd snapshot access."
     )
     rook: RookConfig | None = Field(
         None, description="Rook-Ceph: operator, a CephCluster on the nodes' osdDisks, a pool and a StorageClass."
