@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK ?= home
 
-.PHONY: help plan test lint typecheck unit schema validate bench kubeconfig talosconfig preview up clean
+.PHONY: help plan test lint typecheck unit schema talos-schema validate bench kubeconfig talosconfig preview up clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -39,6 +39,16 @@ bench: $(VENV)/.installed ## time and peak memory of the offline plan: home and 
 
 schema: $(VENV)/.installed ## write the JSON schema of the stack config (editors validate Pulumi.*.yaml)
 	$(PY) -m plan.schema
+
+TALOS_SCHEMA := stacks/config/talos-v1.13.schema.json
+talos-schema: $(VENV)/.installed ## download the Talos machine-config schema for Pulumi.$(STACK).yaml's talosVersion (needs the internet)
+	@version=$$($(PY) -c 'import sys; from plan import yaml12; print(yaml12.load(open(sys.argv[1]).read())["config"]["homelab:cluster"]["talosVersion"])' Pulumi.$(STACK).yaml) && \
+	url="https://raw.githubusercontent.com/siderolabs/talos/$$version/pkg/machinery/config/schemas/config.schema.json" && \
+	curl -fsSL -o $(TALOS_SCHEMA).tmp "$$url" && \
+	$(PY) -c 'import json, sys; json.load(open(sys.argv[1]))' $(TALOS_SCHEMA).tmp && \
+	mv $(TALOS_SCHEMA).tmp $(TALOS_SCHEMA) && \
+	sed -i "s|^Source: .*|Source: $$url|" $(TALOS_SCHEMA).license && \
+	echo "$(TALOS_SCHEMA): Talos $$version"
 
 kubeconfig: ## write ./kubeconfig from the stack output (real Pulumi CLI)
 	pulumi stack output kubeconfig --show-secrets --stack $(STACK) > kubeconfig && chmod 600 kubeconfig

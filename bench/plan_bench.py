@@ -69,6 +69,8 @@ def generated_stack(count: int, out: Path) -> Path:
     config = data["config"]
     config["homelab:cluster"]["nodeNetwork"] = "10.0.0.0/16"
     config["homelab:nodes"] = inventory(count)
+    # Three control planes and nothing else: they must take workloads too.
+    config["homelab:cluster"]["allowSchedulingOnControlPlanes"] = count <= CONTROL_PLANES
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"Pulumi.gen-{count}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))

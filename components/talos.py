@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address
 from typing import Any
 
 import pulumi
@@ -74,6 +75,22 @@ def provider_client_configuration(cc: Mapping[str, Any]) -> dict[str, str]:
         "clientCertificate": _pick(cc, "client_certificate"),
         "clientKey": _pick(cc, "client_key"),
     }
+
+
+def apply_endpoint(node: NodeConfig) -> IPv4Address:
+    """Where the provider dials to apply ``node``'s config: its maintenance address while one is set.
+
+    A machine booted from the ISO/PXE answers only at its DHCP lease, and the provider
+    dials only ``endpoint`` (terraform-provider-talos v0.11.0 ``talosClientOp``,
+    pkg/talos/util.go). ``node`` stays ``address``: in maintenance mode apid does not
+    route by the ``node`` metadata (``NodeRoutingDisabled``, siderolabs/talos v1.13.9
+    internal/app/machined/pkg/controllers/runtime/api_service_config.go), and once
+    configured the node is ``address``. No attribute of the apply forces replacement
+    (pkg/talos/talos_machine_configuration_apply_resource.go has no RequiresReplace), so
+    removing ``maintenanceAddress`` later is an in-place update that re-sends the same
+    config to ``address``. Bootstrap, kubeconfig and talosconfig always use ``address``.
+    """
+    return node.maintenance_address or node.address
 
 
 @dataclass(frozen=True)
@@ -152,7 +169,7 @@ class TalosCluster(pulumi.ComponentResource):
             apply = talos.machine.ConfigurationApply(
                 f"{name}-apply-{node.name}",
                 node=str(node.address),
-                endpoint=str(node.address),
+                endpoint=str(apply_endpoint(node)),
                 client_configuration=client,
                 machine_configuration_input=config.machine_configuration,
                 apply_mode=cluster.apply_mode,

@@ -82,11 +82,45 @@ def role_patches(cluster: ClusterConfig, role: str) -> list[Patch]:
     ]
 
 
+LINK_ALIAS = "lan0"
+"""Alias of the LAN link of a node selected by ``mac``; Talos asks for a name that no
+system interface has (``LinkAliasConfig.name``, siderolabs/talos v1.13.9
+pkg/machinery/config/types/network/link_alias.go)."""
+
+
+def link_name(cluster: ClusterConfig, node: NodeConfig) -> str:
+    """The link that carries the node's address (and the VIP): its alias when selected by MAC, else its name.
+
+    The config models guarantee one of ``node.mac``, ``node.link``, ``cluster.link``.
+    """
+    if node.mac is not None:
+        return LINK_ALIAS
+    name = node.link or cluster.link
+    if name is None:
+        raise ValueError(f"node {node.name} has no link (homelab:cluster.link, nodes[].link or nodes[].mac)")
+    return name
+
+
+def link_alias(node: NodeConfig) -> Patch | None:
+    """A ``LinkAliasConfig`` naming the NIC with the node's hardware address ``LINK_ALIAS``, or None.
+
+    ``LinkConfig`` and ``Layer2VIPConfig`` then name the alias: Talos resolves link
+    names through aliases (``network.LinkResolver``, used by the link and VIP config
+    controllers in internal/app/machined/pkg/controllers/network/, v1.13.9). The
+    selector is a CEL expression over the permanent (burned-in) address, Talos's own
+    example form.
+    """
+    if node.mac is None:
+        return None
+    return _doc("LinkAliasConfig", name=LINK_ALIAS, selector={"match": f'mac(link.permanent_addr) == "{node.mac}"'})
+
+
 def node_patches(cluster: ClusterConfig, node: NodeConfig, image: str) -> list[Patch]:
     """Generated per-node patches: install disk/image, host name, static address, the VIP on control planes."""
-    link_name = node.link or cluster.link
+    lan = link_name(cluster, node)
+    alias = link_alias(node)
     link: dict[str, Any] = {
-        "name": link_name,
+        "name": lan,
         "addresses": [{"address": f"{node.address}/{cluster.node_network.prefixlen}"}],
     }
     if cluster.gateway is not None:
@@ -94,12 +128,13 @@ def node_patches(cluster: ClusterConfig, node: NodeConfig, image: str) -> list[P
     patches: list[Patch] = [
         {"machine": {"install": {**node.install_disk.talos(), "image": image}}},
         _doc("HostnameConfig", hostname=node.name, auto="off"),
+        *([alias] if alias is not None else []),
         _doc("LinkConfig", **link),
     ]
     if node.role == "controlplane":
         # The VIP lives on the link that carries the node's address: its selector
         # must match exactly one link of this node.
-        patches.append(_doc("Layer2VIPConfig", name=str(cluster.vip), link=link_name))
+        patches.append(_doc("Layer2VIPConfig", name=str(cluster.vip), link=lan))
     if cluster.nameservers:
         patches.append(_doc("ResolverConfig", nameservers=[{"address": str(a)} for a in cluster.nameservers]))
     if cluster.ntp_servers:

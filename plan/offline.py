@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+import yaml
 from pulumi.runtime import mocks, rpc, settings
 from pulumi.runtime.config import set_all_config
 from pulumi.runtime.proto import provider_pb2, resource_pb2
@@ -25,6 +26,7 @@ from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 from components import talos_patches
 from plan import yaml12
+from stacks.loader import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "homelab"
@@ -50,6 +52,9 @@ class Resource:
     aliases: int
     version: str = ""
     """Provider plugin version the SDK pins on the resource (empty when none)."""
+    replace_on_changes: list[str] = field(default_factory=list)
+    """Inputs whose change the program asks the engine to turn into a replacement."""
+    delete_before_replace: bool = False
 
 
 @dataclass
@@ -260,6 +265,8 @@ class RecordingMonitor(mocks.MockMonitor):
                 remote=request.remote,
                 aliases=len(request.aliases) + len(request.aliasURNs),
                 version=request.version,
+                replace_on_changes=list(request.replaceOnChanges),
+                delete_before_replace=bool(request.deleteBeforeReplace),
             )
         )
         return response
@@ -295,10 +302,28 @@ def config_map(config: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
     return raw, secret_keys
 
 
+def _shown(path: Path) -> str:
+    """The stack file as the user named it: relative to the working directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def stack_config(stack_file: Path) -> tuple[dict[str, str], list[str]]:
-    """Config map and secret keys as the CLI would pass them for this stack file."""
-    data = yaml12.load(stack_file.read_text()) or {}
-    return config_map(data.get("config") or {})
+    """Config map and secret keys as the CLI would pass them for this stack file.
+
+    A file the CLI could not read either (YAML syntax, a key given twice, no mapping
+    under ``config:``) raises ``ConfigError`` with one ``<file>:<line>:<column>:`` line.
+    """
+    try:
+        data = yaml12.load(stack_file.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError([yaml12.describe_error(err, _shown(stack_file))]) from None
+    config = data.get("config") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or not isinstance(config or {}, dict):
+        raise ConfigError([f"{_shown(stack_file)}: expected a mapping with a config: mapping of keys to values"])
+    return config_map(config or {})
 
 
 def run(

@@ -55,11 +55,42 @@ def _bool(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> bool:
     return loader.construct_scalar(node).lower() == "true"
 
 
+def _mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    # Go's yaml.v3 refuses a key given twice ("mapping key … already defined"); PyYAML
+    # would silently keep the last one.
+    loader.flatten_mapping(node)
+    seen: dict[Any, yaml.Node] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"mapping key {key!r} already defined at line {seen[key].start_mark.line + 1}",
+                key_node.start_mark,
+            )
+        seen[key] = key_node
+    return loader.construct_mapping(node, deep=True)
+
+
+Yaml12Loader.add_constructor("tag:yaml.org,2002:map", _mapping)
 Yaml12Loader.add_constructor("tag:yaml.org,2002:int", _int)
 Yaml12Loader.add_constructor("tag:yaml.org,2002:float", _float)
 Yaml12Loader.add_constructor("tag:yaml.org,2002:bool", _bool)
 
 
 def load(text: str) -> Any:
-    """Parse one YAML document with YAML 1.2 core-schema types."""
+    """Parse one YAML document with YAML 1.2 core-schema types.
+
+    Raises ``yaml.YAMLError`` on a syntax error (see :func:`describe_error`).
+    """
     return yaml.load(text, Loader=Yaml12Loader)
+
+
+def describe_error(err: yaml.YAMLError, file: str) -> str:
+    """One line for a YAML error: ``<file>:<line>:<column>: <problem>`` (1-based, as editors count)."""
+    if isinstance(err, yaml.MarkedYAMLError) and err.problem_mark is not None:
+        mark = err.problem_mark
+        context = f"{err.context}: " if err.context else ""
+        return f"{file}:{mark.line + 1}:{mark.column + 1}: {context}{err.problem}"
+    return f"{file}: {' '.join(str(err).split())}"

@@ -178,6 +178,7 @@ def test_single_node_gets_one_operator() -> None:
     # Only the sections this layer needs: other layers have their own rules for a one-node lab.
     config = {key: home[key] for key in ("homelab:cluster", "homelab:cilium")}
     config["homelab:nodes"] = home["homelab:nodes"][:1]
+    config["homelab:cluster"]["allowSchedulingOnControlPlanes"] = True  # the one node runs everything
     assert cilium_values(run_config(config))["operator"]["replicas"] == 1
 
 

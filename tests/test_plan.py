@@ -108,6 +108,7 @@ def test_edges_follow_dependencies(home: offline.Capture) -> None:
 def test_plan_of_another_stack(tmp_path: Path) -> None:
     config = home_config()
     config["homelab:nodes"] = config["homelab:nodes"][:1]
+    config["homelab:cluster"]["allowSchedulingOnControlPlanes"] = True  # the one node runs everything
     config.pop("homelab:rook")  # Ceph needs three OSD hosts at the default replica count
     capture = run_config(config, stack="single")
     assert len(capture.of_type("talos:machine/configurationApply:ConfigurationApply")) == 1

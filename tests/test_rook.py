@@ -130,6 +130,7 @@ def test_single_node_lab_without_rook_plans() -> None:
     node = generated_nodes(1, 0)[0]
     del node["osdDisks"]
     config["homelab:nodes"] = [node]
+    config["homelab:cluster"]["allowSchedulingOnControlPlanes"] = True  # the one node runs everything
     capture = run_config(config)
     assert not capture.of_type(CLUSTER)
 

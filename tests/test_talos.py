@@ -174,3 +174,52 @@ def test_apply_mode_from_config() -> None:
     config["homelab:cluster"]["applyMode"] = "reboot"
     capture = run_config(config)
     assert {a.inputs["applyMode"] for a in capture.of_type(APPLY)} == {"reboot"}
+
+
+def test_first_apply_goes_to_the_maintenance_address_and_nothing_else_does() -> None:
+    """A machine in maintenance mode answers at its DHCP lease: only its apply dials there."""
+    config = home_config()
+    config["homelab:nodes"][0]["maintenanceAddress"] = "10.0.10.201"  # the first control plane
+    config["homelab:nodes"][4]["maintenanceAddress"] = "10.0.10.205"  # a worker
+    capture = run_config(config)
+    first, worker = capture.by_name("home-apply-k8s-0"), capture.by_name("home-apply-k8s-4")
+    assert (first.inputs["endpoint"], first.inputs["node"]) == ("10.0.10.201", "10.0.10.11")
+    assert (worker.inputs["endpoint"], worker.inputs["node"]) == ("10.0.10.205", "10.0.10.15")
+    others = [a for a in capture.of_type(APPLY) if a.name not in {first.name, worker.name}]
+    assert others and all(a.inputs["endpoint"] == a.inputs["node"] for a in others)
+    # Everything after the first apply talks to the node's own address.
+    (boot,) = capture.of_type(BOOTSTRAP)
+    (kubeconfig,) = capture.of_type(KUBECONFIG)
+    for r in (boot, kubeconfig):
+        assert (r.inputs["node"], r.inputs["endpoint"]) == ("10.0.10.11", "10.0.10.11")
+    sent = str([i.args for i in capture.invokes]) + str([r.inputs for r in capture.resources if r.type != APPLY])
+    assert "10.0.10.201" not in sent and "10.0.10.205" not in sent
+
+
+def test_removing_the_maintenance_address_changes_only_the_endpoint() -> None:
+    """After bootstrap the key is removed: the same apply, same config, another endpoint.
+
+    terraform-provider-talos v0.11.0 (pkg/talos/talos_machine_configuration_apply_resource.go)
+    sets no RequiresReplace on any attribute: an endpoint change is an Update that re-sends
+    the config to the new endpoint; no Delete (which would run on_destroy's reset), no Create.
+    The program must not turn it into a replacement either (no replaceOnChanges, no alias).
+    """
+    config = home_config()
+    config["homelab:nodes"][3]["maintenanceAddress"] = "10.0.10.204"
+    before, after = run_config(config), run_config(home_config())
+
+    def apply_of(capture: offline.Capture) -> offline.Resource:
+        return capture.by_name("home-apply-k8s-3")
+
+    def config_of(capture: offline.Capture) -> list[str]:
+        (args,) = [i.args for i in capture.invokes if i.token == GET_CONFIG and "k8s-3" in str(i.args)]
+        return list(args["configPatches"])
+
+    a, b = apply_of(before), apply_of(after)
+    assert a.urn == b.urn
+    changed = {k for k in {*a.inputs, *b.inputs} if str(a.inputs.get(k)) != str(b.inputs.get(k))}
+    assert changed == {"endpoint"}
+    assert (a.inputs["endpoint"], b.inputs["endpoint"]) == ("10.0.10.204", "10.0.10.14")
+    assert config_of(before) == config_of(after)
+    for r in (a, b):
+        assert r.replace_on_changes == [] and not r.delete_before_replace and r.aliases == 0

@@ -9,6 +9,7 @@ import pytest
 
 from components import talos_patches
 from plan import offline, report, yaml12
+from stacks.config import talos_schema
 from tests.conftest import home_config, run_config
 from tests.talos_schema import validate_patch
 
@@ -87,3 +88,76 @@ def test_vip_sits_on_the_control_plane_own_link() -> None:
         (vip,) = [d for d in by_host[host] if d.get("kind") == "Layer2VIPConfig"]
         (nic,) = [d for d in by_host[host] if d.get("kind") == "LinkConfig"]
         assert vip["link"] == nic["name"] == link
+
+
+def test_nic_selected_by_mac_gets_an_alias_that_the_address_and_vip_name() -> None:
+    """nodes[].mac: a LinkAliasConfig picks the NIC by hardware address; LinkConfig and the VIP name the alias."""
+    config = home_config()
+    del config["homelab:cluster"]["link"]
+    for i, node in enumerate(config["homelab:nodes"]):
+        node["mac"] = f"00:1A:2B:3C:4D:{i:02X}"
+    by_host: dict[str, list[dict[str, Any]]] = {}
+    for host, doc in sent_patches(run_config(config)):
+        by_host.setdefault(host, []).append(doc)
+    (alias,) = [d for d in by_host["k8s-1"] if d.get("kind") == "LinkAliasConfig"]
+    # Lower case: Talos's CEL mac() prints addresses that way (link_alias.go's example selector).
+    assert alias["selector"] == {"match": 'mac(link.permanent_addr) == "00:1a:2b:3c:4d:01"'}
+    (nic,) = [d for d in by_host["k8s-1"] if d.get("kind") == "LinkConfig"]
+    (vip,) = [d for d in by_host["k8s-1"] if d.get("kind") == "Layer2VIPConfig"]
+    assert alias["name"] == nic["name"] == vip["link"] == talos_patches.LINK_ALIAS
+    assert talos_patches.LINK_ALIAS not in {"eth0", "enp1s0"}  # not a system interface name
+
+
+def test_alias_documents_are_schema_valid(schemas: Path) -> None:
+    config = home_config()
+    config["homelab:nodes"][0]["mac"] = "00:1a:2b:3c:4d:5e"
+    patches = [(h, d) for h, d in sent_patches(run_config(config)) if h == "k8s-0"]
+    assert any(d.get("kind") == "LinkAliasConfig" for _, d in patches)
+    assert [line for _, doc in patches for line in validate_patch(doc)] == []
+
+
+def test_carried_schema_is_the_published_one(schemas: Path) -> None:
+    """The program validates user patches with its own copy; it must be Talos's v1.13 schema, unmodified."""
+    carried = talos_schema.SCHEMA_PATH.read_bytes()
+    assert carried == (schemas / "talos-v1.13" / "config.schema.json").read_bytes()
+    licence = talos_schema.SCHEMA_PATH.with_name(talos_schema.SCHEMA_PATH.name + ".license").read_text()
+    assert "SPDX-License-Identifier: MPL-2.0" in licence
+    assert "siderolabs/talos/v1.13." in licence and "pkg/machinery/config/schemas/config.schema.json" in licence
+
+
+@pytest.mark.parametrize(
+    ("doc", "expected"),
+    [
+        (
+            {"machine": {"instal": {"disk": "/dev/sda"}}},
+            "p.machine.instal: unknown key in Talos v1.13 machine config (did you mean install?)",
+        ),
+        (
+            {"cluster": {"network": {"cni": {"name": "calico"}}}},
+            "p.cluster.network.cni.name: 'calico' is not one of ['flannel', 'custom', 'none'] (Talos v1.13 schema)",
+        ),
+        (
+            {"apiVersion": "v1alpha1", "kind": "HostnameConfig", "hostnme": "x"},
+            "p.hostnme: unknown key in Talos v1.13 HostnameConfig (did you mean hostname?)",
+        ),
+        (
+            {"apiVersion": "v1alpha1", "kind": "NoSuchConfig"},
+            "p.kind: 'NoSuchConfig' is not a Talos v1.13 document kind",
+        ),
+        (
+            {"machine": {"network": {"hostname": "x"}}},
+            "p.machine.network: deprecated, left out of the Talos v1.13 schema; "
+            "use the network documents (LinkConfig, ResolverConfig, StaticHostConfig, …)",
+        ),
+    ],
+)
+def test_program_validator_agrees_with_the_schema(doc: dict[str, Any], expected: str, schemas: Path) -> None:
+    """The program's check finds what the tests' independent check finds, and names the key."""
+    assert len(validate_patch(doc)) == 1
+    assert talos_schema.patch_problems("p", doc) == [expected]
+
+
+def test_every_generated_patch_passes_the_program_validator(home: offline.Capture) -> None:
+    """The program's own patches are valid by its own check too (no false alarms on what it sends)."""
+    problems = [line for host, doc in sent_patches(home) for line in talos_schema.patch_problems(host, doc)]
+    assert problems == []

@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 import pytest
+import yaml
 
 from plan import yaml12
 
@@ -45,3 +46,17 @@ def test_nan() -> None:
 
 def test_structures() -> None:
     assert yaml12.load("a: [1, b]\nc: {d: off}\n") == {"a": [1, "b"], "c": {"d": "off"}}
+
+
+def test_duplicate_key_is_refused_as_go_yaml_does() -> None:
+    with pytest.raises(yaml.YAMLError) as info:
+        yaml12.load("a:\n  b: 1\n  b: 2\n")
+    assert yaml12.describe_error(info.value, "f.yaml") == "f.yaml:3:3: mapping key 'b' already defined at line 2"
+
+
+def test_syntax_error_names_line_and_column() -> None:
+    with pytest.raises(yaml.YAMLError) as info:
+        yaml12.load("a: [1, 2\n")
+    assert yaml12.describe_error(info.value, "f.yaml") == (
+        "f.yaml:2:1: while parsing a flow sequence: did not find expected ',' or ']'"
+    )

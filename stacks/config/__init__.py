@@ -21,6 +21,7 @@ from stacks.config.external import DnsConfig, OnePasswordConfig
 from stacks.config.flux import FluxConfig
 from stacks.config.network import CiliumConfig, CorednsConfig, SpegelConfig
 from stacks.config.platform import CertManagerConfig, RookConfig
+from stacks.config.talos_schema import patch_problems
 
 __all__ = ["NAMESPACE", "StackConfig"]
 
@@ -88,6 +89,89 @@ class StackConfig(Model):
                 problems.append(f"{where}.address: {node.address} is the gateway")
         if not self.control_planes:
             problems.append("nodes: no node has role controlplane (at least one is needed)")
+        problems += self._link_problems()
+        problems += self._maintenance_problems()
+        problems += self._workload_problems()
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def _link_problems(self) -> list[str]:
+        """Every node needs its LAN link named or selected by MAC: there is no safe default.
+
+        Talos names links predictably since v1.5 (``enp1s0``, not ``eth0``), and a
+        ``LinkConfig``/``Layer2VIPConfig`` naming a link that does not exist leaves the
+        node without its address and the cluster without its VIP.
+        """
+        problems: list[str] = []
+        macs: dict[str, str] = {}
+        for i, node in enumerate(self.nodes):
+            if node.mac is not None:
+                if node.mac in macs:
+                    problems.append(f"nodes[{i}].mac: {node.mac} is already the mac of node {macs[node.mac]}")
+                macs.setdefault(node.mac, node.name)
+        if self.cluster.link is not None:
+            return problems
+        unnamed = [i for i, node in enumerate(self.nodes) if node.link is None and node.mac is None]
+        if len(unnamed) == len(self.nodes):
+            problems.append(
+                "cluster.link: is required unless every node sets link or mac: the name of the nodes' LAN link "
+                "(e.g. enp1s0; Talos names links predictably since v1.5, so eth0 usually does not exist)"
+            )
+        else:
+            problems += [
+                f"nodes[{i}].link: node {self.nodes[i].name} has no link: set its link or mac, or cluster.link"
+                for i in unnamed
+            ]
+        return problems
+
+    def _maintenance_problems(self) -> list[str]:
+        """A maintenance address must not be taken by another machine or the VIP while the node boots."""
+        problems: list[str] = []
+        taken = {node.address: f"the address of node {node.name}" for node in self.nodes}
+        taken[self.cluster.vip] = "the cluster VIP"
+        if self.cluster.gateway is not None:
+            taken[self.cluster.gateway] = "the gateway"
+        seen: dict[IPv4Address, str] = {}
+        for i, node in enumerate(self.nodes):
+            where, addr = f"nodes[{i}].maintenanceAddress", node.maintenance_address
+            if addr is None or addr == node.address:
+                continue
+            if addr in taken:
+                problems.append(f"{where}: {addr} is {taken[addr]}")
+            elif addr in seen:
+                problems.append(f"{where}: {addr} is already the maintenanceAddress of node {seen[addr]}")
+            seen.setdefault(addr, node.name)
+        return problems
+
+    def _workload_problems(self) -> list[str]:
+        """The cluster needs somewhere to run workloads.
+
+        Control planes carry the ``node-role.kubernetes.io/control-plane:NoSchedule``
+        taint unless ``allowSchedulingOnControlPlanes`` is set (Talos's
+        ``cluster.allowSchedulingOnControlPlanes``); with no worker, CoreDNS, Flux,
+        cert-manager and every app would stay Pending.
+        """
+        if self.workers or self.cluster.allow_scheduling_on_control_planes:
+            return []
+        return [
+            "cluster.allowSchedulingOnControlPlanes: false, but every node is a control plane, so nothing "
+            "could run workloads (control planes are tainted NoSchedule); set it to true or add a worker"
+        ]
+
+    @model_validator(mode="after")
+    def _patches(self) -> StackConfig:
+        """Every user patch against the Talos v1.13 schema: Talos decodes configs strictly, on the node."""
+        scoped = self.cluster.patches
+        named = [
+            *(
+                (f"cluster.patches.{scope}[{j}]", p)
+                for scope in ("all", "controlplane", "worker")
+                for j, p in enumerate(getattr(scoped, scope))
+            ),
+            *((f"nodes[{i}].patches[{j}]", p) for i, node in enumerate(self.nodes) for j, p in enumerate(node.patches)),
+        ]
+        problems = [line for where, patch in named for line in patch_problems(where, patch)]
         if problems:
             raise ValueError("\n".join(problems))
         return self

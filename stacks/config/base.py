@@ -19,6 +19,7 @@ HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a
 VERSION_RE = re.compile(r"^v\d+\.\d+\.\d+$")
 TALOS_VERSION_RE = re.compile(r"^v1\.13\.\d+$")
 BY_ID_PREFIX = "/dev/disk/by-id/"
+MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 
 # A Talos config patch: one YAML document as a mapping.
 Patch = dict[str, Any]
@@ -43,6 +44,13 @@ TalosVersion = Annotated[
     str, matching(TALOS_VERSION_RE, "a Talos v1.13.x version (what this provider and these patches target)")
 ]
 NonEmpty = Annotated[str, Field(min_length=1)]
+# Lower case, as Talos's CEL ``mac()`` prints a hardware address (siderolabs/talos v1.13.9
+# pkg/machinery/config/types/network/link_alias.go, example selector).
+MacAddress = Annotated[
+    str,
+    matching(MAC_RE, "a MAC address (six hex pairs separated by ':', e.g. 00:1a:2b:3c:4d:5e)"),
+    AfterValidator(str.lower),
+]
 
 
 class Model(BaseModel):

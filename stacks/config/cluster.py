@@ -7,7 +7,25 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from stacks.config.base import BY_ID_PREFIX, Hostname, Model, NonEmpty, Patch, TalosVersion, Version
+from stacks.config.base import BY_ID_PREFIX, Hostname, MacAddress, Model, NonEmpty, Patch, TalosVersion, Version
+
+# Kubernetes versions Talos v1.13 runs: at least 1.31.0, below 1.36.99 (siderolabs/talos
+# v1.13.9 pkg/machinery/compatibility/talos113/talos113.go, Minimum/MaximumKubernetesVersion;
+# kubernetes_version.go refuses a version >= the maximum as "too new").
+KUBERNETES_MIN = (1, 31, 0)
+KUBERNETES_MAX = (1, 36, 99)
+
+
+def kubernetes_problem(version: str) -> str | None:
+    """Why Talos v1.13 cannot run this ``vX.Y.Z`` Kubernetes version (``None`` when it can)."""
+    parts = tuple(int(p) for p in version.removeprefix("v").split("."))
+    if KUBERNETES_MIN <= parts < KUBERNETES_MAX:
+        return None
+    lo, hi = KUBERNETES_MIN, KUBERNETES_MAX
+    side = "too old" if parts < KUBERNETES_MIN else "too new"
+    return (
+        f"{version} is {side} for Talos v1.13, which supports Kubernetes v{lo[0]}.{lo[1]}.{lo[2]} to v{hi[0]}.{hi[1]}.x"
+    )
 
 
 class InstallDisk(Model):
@@ -43,13 +61,31 @@ class NodeConfig(Model):
 
     name: Hostname = Field(description="RFC 1123 host name; also the Kubernetes node name.")
     address: IPv4Address = Field(description="Static IPv4 address on the node network.")
+    maintenance_address: IPv4Address | None = Field(
+        None,
+        description="Where the node answers in maintenance mode (its DHCP lease) when that is not address: "
+        "only its first config apply goes there. Remove it once the node runs at address.",
+    )
     role: Literal["controlplane", "worker"] = Field(description="Talos machine type.")
     install_disk: InstallDisk = Field(description="The disk Talos installs to.")
-    link: NonEmpty | None = Field(None, description="Network link name; defaults to homelab:cluster.link.")
+    link: NonEmpty | None = Field(
+        None, description="Name of the node's LAN link (e.g. enp1s0), when it differs from homelab:cluster.link."
+    )
+    mac: MacAddress | None = Field(
+        None,
+        description="Hardware address of the node's LAN NIC: selects the link by a LinkAliasConfig "
+        "instead of by name (instead of link).",
+    )
     osd_disks: tuple[NonEmpty, ...] = Field(
         (), description="Raw disks for Ceph OSDs on this node, as /dev/disk/by-id/… paths."
     )
     patches: tuple[Patch, ...] = Field((), description="Talos config patches for this node only (applied last).")
+
+    @model_validator(mode="after")
+    def _link(self) -> NodeConfig:
+        if self.link is not None and self.mac is not None:
+            raise ValueError(f"mac: give link or mac, not both (link {self.link}, mac {self.mac})")
+        return self
 
     @model_validator(mode="after")
     def _disks(self) -> NodeConfig:
@@ -76,7 +112,11 @@ class ClusterConfig(Model):
 
     name: Hostname = Field(description="Cluster name (Talos clusterName, kubeconfig context).")
     vip: IPv4Address = Field(description="Shared Layer 2 VIP of the control planes; the Kubernetes API endpoint.")
-    link: NonEmpty = Field("eth0", description="Default network link of the nodes (LinkConfig, VIP).")
+    link: NonEmpty | None = Field(
+        None,
+        description="Name of the nodes' LAN link (LinkConfig, VIP), e.g. enp1s0; required unless every node "
+        "sets link or mac. Talos names links predictably since v1.5: there is no eth0 to default to.",
+    )
     node_network: IPv4Network = Field(description="The LAN the nodes live on, e.g. 10.0.10.0/24.")
     gateway: IPv4Address | None = Field(None, description="Default gateway on the node network.")
     nameservers: tuple[IPv4Address, ...] = Field((), description="DNS resolvers for the nodes.")
@@ -118,6 +158,9 @@ class ClusterConfig(Model):
                 problems.append(f"{field}: {cidr} overlaps nodeNetwork {net}")
         if self.pod_subnet.overlaps(self.service_subnet):
             problems.append(f"serviceSubnet: {self.service_subnet} overlaps podSubnet {self.pod_subnet}")
+        k8s = kubernetes_problem(self.kubernetes_version)
+        if k8s is not None:
+            problems.append(f"kubernetesVersion: {k8s}")
         if problems:
             raise ValueError("\n".join(problems))
         return self
