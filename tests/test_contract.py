@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from plan import offline, yaml12
+from plan import offline, report, yaml12
 from tests.conftest import ROOT, home_config
 
 SETTINGS = ROOT / "kubernetes" / "flux" / "cluster" / "cluster-settings.yaml"
@@ -80,3 +81,29 @@ def test_tree_does_not_own_pulumi_namespaces(home: offline.Capture) -> None:
                 declared.add(obj["metadata"]["name"])
     assert pulumi_namespaces, "the home stack creates namespaces"
     assert pulumi_namespaces & declared == set()
+
+
+def test_talos_api_access_allows_what_the_backup_job_asks_for(home: offline.Capture) -> None:
+    # The tree's talos-backup app holds a talos.dev ServiceAccount; Talos issues its certificate only
+    # for a namespace and roles machine.features.kubernetesTalosAPIAccess allows, on the control planes.
+    apps = ROOT / "kubernetes" / "apps"
+    namespace, account = next(
+        # The tree's convention (checked by make validate): apps/<namespace>/<app>/, ks.yaml's targetNamespace.
+        (path.relative_to(apps).parts[0], doc)
+        for path in apps.rglob("*.yaml")
+        for doc in yaml.safe_load_all(path.read_text())
+        if isinstance(doc, dict) and doc.get("apiVersion") == "talos.dev/v1alpha1"
+    )
+    for node, patches in report.sent_patches(home).items():
+        access = [
+            p["machine"]["features"]["kubernetesTalosAPIAccess"]
+            for p in patches
+            if "kubernetesTalosAPIAccess" in p.get("machine", {}).get("features", {})
+        ]
+        assert access == [
+            {
+                "enabled": True,
+                "allowedRoles": account["spec"]["roles"],
+                "allowedKubernetesNamespaces": [namespace],
+            }
+        ], node
