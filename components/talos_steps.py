@@ -815,7 +815,7 @@ def main():
         except (OSError, http.client.HTTPException) as err:
             last = type(err).__name__ + ": " + str(err)[:200]
         if time.monotonic() + interval > deadline:
-            fail("API server " + url + "/readyz not ready within " + str(int(timeout)) + "s (last: " + last + ")")
+            fail("API server " + url + "/readyz not ready within %gs (last: %s)" % (timeout, last))
         time.sleep(interval)
 
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
