@@ -584,8 +584,9 @@ def remove_guard() -> Step:
     one stored in state, so membership is read from etcd, not from
     ``CONTROL_PLANES``):
 
-    - control plane: ``talosctl --nodes <address> etcd members``. Not a member any
-      more: nothing to guard. The only voting member: refused. Otherwise the other
+    - control plane: ``talosctl --nodes <address> etcd members`` (through another
+      of ``CONTROL_PLANES`` when the node does not answer). Not a member any more:
+      nothing to guard. The only voting member: refused. Otherwise the other
       voting members must answer ``talosctl etcd status`` in a number that keeps
       quorum after the removal (``(n-1)//2 + 1`` of the ``n-1`` left).
     - OSD node (``OSD_NODE=true``): refused while Ceph's CRUSH map still has OSDs
@@ -594,10 +595,10 @@ def remove_guard() -> Step:
 
     Environment: ``TALOSCONFIG_DATA`` (secret), ``NODE_NAME``, ``NODE_ADDRESS``,
     ``NODE_ROLE`` (``controlplane``/``worker``); ``KUBECONFIG_DATA`` (secret) when
-    ``OSD_NODE=true``; optional ``OSD_NODE``, ``ROOK_NAMESPACE``, ``CEPH_TOOLS``,
-    ``CALL_TIMEOUT``.
+    ``OSD_NODE=true``; optional ``CONTROL_PLANES`` (asked when the node does not
+    answer), ``OSD_NODE``, ``ROOK_NAMESPACE``, ``CEPH_TOOLS``, ``CALL_TIMEOUT``.
     """
-    optional = ("OSD_NODE", "ROOK_NAMESPACE", "CEPH_TOOLS", *_COMMON, "KUBECONFIG_DATA")
+    optional = ("OSD_NODE", "ROOK_NAMESPACE", "CEPH_TOOLS", *_COMMON, "KUBECONFIG_DATA", "CONTROL_PLANES")
     defaults = tuple(k for k in optional if k in DEFAULTS)
     body = """need NODE_NAME NODE_ADDRESS NODE_ROLE
 if is_osd_node; then
@@ -614,7 +615,23 @@ if is_osd_node; then
 fi
 if [[ "$NODE_ROLE" == controlplane ]]; then
   use_talosconfig
-  rows="$(etcd_rows "$NODE_ADDRESS")" || fail "cannot list etcd members through this node (talosctl etcd members)"
+  # Ask the node itself first; a dead node cannot answer, so then the other control planes.
+  vias=("$NODE_ADDRESS")
+  if [[ -n "${CONTROL_PLANES:-}" ]]; then
+    IFS=, read -r -a cps <<<"$CONTROL_PLANES"
+    for ip in "${cps[@]}"; do
+      if [[ -n "$ip" && "$ip" != "$NODE_ADDRESS" ]]; then vias+=("$ip"); fi
+    done
+  fi
+  rows=""
+  asked=""
+  for via in "${vias[@]}"; do
+    if rows="$(etcd_rows "$via")"; then
+      asked="$via"
+      break
+    fi
+  done
+  [[ -n "$asked" ]] || fail "cannot list etcd members through this node or another control plane"
   member=0
   voters=0
   others=()

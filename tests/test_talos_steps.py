@@ -572,7 +572,18 @@ def test_guard_lets_a_node_that_already_left_go(run: Runner) -> None:
 def test_guard_fails_closed_when_etcd_cannot_be_read(run: Runner) -> None:
     result = run(talos_steps.remove_guard().delete or "", guard_env(), [("talosctl * etcd members", [{"rc": 1}])])
     assert result.rc == 1
-    assert "cannot list etcd members through this node" in result.stderr
+    assert "cannot list etcd members through this node or another control plane" in result.stderr
+    assert [a[2] for a in result.argvs] == ["10.0.10.12", "10.0.10.11", "10.0.10.13"]
+
+
+def test_guard_asks_another_control_plane_about_a_dead_node(run: Runner) -> None:
+    """A dead control plane removed by hand from etcd (docs/recovery.md) may leave the inventory."""
+    others = "\n".join(line for line in MEMBERS.splitlines() if "k8s-1" not in line)
+    rules = [("talosctl * 10.0.10.12 etcd members", [{"rc": 1}]), ("talosctl * etcd members", [{"out": others}])]
+    result = run(talos_steps.remove_guard().delete or "", guard_env(), rules)
+    assert result.rc == 0, result.stderr
+    assert [a[2] for a in result.argvs] == ["10.0.10.12", "10.0.10.11"]
+    assert "not an etcd member; nothing to guard" in result.stderr
 
 
 def test_guard_refuses_an_osd_node_whose_osds_are_not_purged(run: Runner) -> None:
