@@ -170,8 +170,15 @@ number() {
 # Private directory for credentials, removed on exit whatever happens.
 STEP_TMP="$(mktemp -d "${TMPDIR:-/tmp}/homelab-step.XXXXXX")"
 NOOUT_SET=0
+BOUNDED_PID=""
 on_exit() {
   local rc=$?
+  # Interrupted (Pulumi cancelled): the running tool must not outlive the step.
+  if [[ -n "$BOUNDED_PID" ]]; then
+    kill -TERM "$BOUNDED_PID" 2>/dev/null || true
+    wait "$BOUNDED_PID" 2>/dev/null || true
+    BOUNDED_PID=""
+  fi
   if [[ "$NOOUT_SET" == 1 ]]; then
     if ceph_cmd osd unset noout >/dev/null; then
       log "$(who): ceph osd unset noout (on exit)"
@@ -207,10 +214,12 @@ bounded() {
   shift
   "$@" &
   local pid=$! deadline=$((SECONDS + secs)) rc=0 polls=0
+  BOUNDED_PID=$pid
   while kill -0 "$pid" 2>/dev/null; do
     if ((SECONDS > deadline)); then
       kill -TERM "$pid" 2>/dev/null || true
       wait "$pid" 2>/dev/null || true
+      BOUNDED_PID=""
       return 124
     fi
     # Quick calls end within the first polls; long ones are checked every 0.5 s.
@@ -218,6 +227,7 @@ bounded() {
     polls=$((polls + 1))
   done
   wait "$pid" || rc=$?
+  BOUNDED_PID=""
   return "$rc"
 }
 

@@ -318,6 +318,39 @@ def test_failed_upgrade_unsets_noout_and_stops_the_chain(run: Runner) -> None:
     assert TARGET not in result.stdout  # not recorded: the next `up` retries
 
 
+def test_cancelled_upgrade_stops_the_tool_and_unsets_noout(run: Runner) -> None:
+    """Pulumi cancelling the step (SIGTERM) ends talosctl too, and noout is not left behind."""
+    (run.stub_dir / "rules.json").write_text(
+        json.dumps(
+            [
+                {"match": "kubectl * ceph health", "answers": [{"out": "HEALTH_OK\n"}]},
+                {"match": "talosctl * upgrade *", "answers": [{"sleep": 30}]},
+            ]
+        )
+    )
+    env = {
+        "PATH": f"{run.bin}:/usr/bin:/bin",
+        "TMPDIR": str(run.tmpdir),
+        "STUB_DIR": str(run.stub_dir),
+        **node_env(TALOS_IMAGE="img:v2", OSD_NODE="true", KUBECONFIG_DATA=KUBECONFIG),
+    }
+    calls = run.stub_dir / "calls.jsonl"
+    proc = subprocess.Popen([*talos_steps.BASH, talos_steps.upgrade_node().update or ""], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not (calls.exists() and '"upgrade"' in calls.read_text()):
+        time.sleep(0.05)
+    time.sleep(0.2)  # the stub is now sleeping inside its call
+    proc.terminate()
+    _, stderr = proc.communicate(timeout=10)
+    assert proc.returncode == 143, stderr
+    argvs = [json.loads(x)["argv"] for x in calls.read_text().splitlines()]
+    assert argvs[-1] == ceph("osd", "unset", "noout")
+    assert list(run.tmpdir.iterdir()) == []
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    assert str(run.bin / "talosctl") not in ps
+
+
 def test_ceph_that_never_turns_ok_ends_the_wait(run: Runner) -> None:
     result = run(
         talos_steps.upgrade_node().update or "",
@@ -579,7 +612,10 @@ def test_guard_fails_closed_when_etcd_cannot_be_read(run: Runner) -> None:
 def test_guard_asks_another_control_plane_about_a_dead_node(run: Runner) -> None:
     """A dead control plane removed by hand from etcd (docs/recovery.md) may leave the inventory."""
     others = "\n".join(line for line in MEMBERS.splitlines() if "k8s-1" not in line)
-    rules = [("talosctl * 10.0.10.12 etcd members", [{"rc": 1}]), ("talosctl * etcd members", [{"out": others}])]
+    rules: list[tuple[str, list[dict[str, Any]]]] = [
+        ("talosctl * 10.0.10.12 etcd members", [{"rc": 1}]),
+        ("talosctl * etcd members", [{"out": others}]),
+    ]
     result = run(talos_steps.remove_guard().delete or "", guard_env(), rules)
     assert result.rc == 0, result.stderr
     assert [a[2] for a in result.argvs] == ["10.0.10.12", "10.0.10.11"]
