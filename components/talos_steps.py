@@ -64,8 +64,11 @@ Ceph (Rook's upgrade and node-maintenance guides; Talos's Rook docs): the next O
 node only after ``HEALTH_OK``, ``ceph osd set noout`` around a node's reboot. The
 ``noout`` flag is itself a ``HEALTH_WARN`` (``OSDMAP_FLAGS``), so it is unset before
 waiting for ``HEALTH_OK`` after the node is back, and unset by the exit trap when the
-upgrade fails. Ceph commands run in Rook's toolbox (``kubectl -n <ns> exec
-deploy/rook-ceph-tools -- ceph …``).
+upgrade fails. Ceph commands run in Rook's operator pod with the admin config the
+operator writes for its cluster (``kubectl -n <ns> exec deploy/rook-ceph-operator --
+ceph --conf=/var/lib/rook/<ns>/<ns>.config …``, as Rook's kubectl plugin runs them):
+no toolbox Deployment is needed. This assumes the operator and the CephCluster share
+one namespace, as the Rook layer deploys them.
 """
 
 from __future__ import annotations
@@ -89,12 +92,12 @@ DEFAULTS: Mapping[str, str] = {
     "K8S_UPGRADE_TIMEOUT": "3600",  # the whole talosctl upgrade-k8s run
     "CEPH_TIMEOUT": "1800",  # waiting for HEALTH_OK, each time
     "CEPH_INTERVAL": "10",  # between two Ceph health reads
-    "CALL_TIMEOUT": "120",  # any single short call (ceph in the toolbox, etcd members, read)
+    "CALL_TIMEOUT": "120",  # any single short call (ceph in the operator pod, etcd members, read)
     "REMOVE_TIMEOUT": "300",  # kubectl delete node --timeout; wait for the node to leave etcd
     "REBOOT_SLACK": "120",  # settle: a node whose uptime is below this (+ elapsed) has rebooted
     "POLL_INTERVAL": "5",  # between two reads while waiting for a reboot or an etcd member to leave
     "ROOK_NAMESPACE": "rook-ceph",
-    "CEPH_TOOLS": "deploy/rook-ceph-tools",
+    "CEPH_TOOLS": "deploy/rook-ceph-operator",
     "OSD_NODE": "false",
     "WORKERS": "",
     "READY_TIMEOUT": "600",  # API readiness gate: whole wait
@@ -183,7 +186,7 @@ on_exit() {
     if ceph_cmd osd unset noout >/dev/null; then
       log "$(who): ceph osd unset noout (on exit)"
     else
-      printf 'homelab: %s: could not unset Ceph noout: run ceph osd unset noout in the toolbox\n' "$(who)" >&2
+      printf 'homelab: %s: could not unset Ceph noout: run ceph osd unset noout in the Rook operator pod\n' "$(who)" >&2
       [[ "$rc" != 0 ]] || rc=1
     fi
   fi
@@ -246,7 +249,8 @@ health_gate() {
 }
 
 ceph_cmd() {
-  bounded "$CALL_TIMEOUT" kubectl --namespace "$ROOK_NAMESPACE" exec "$CEPH_TOOLS" -- ceph "$@"
+  bounded "$CALL_TIMEOUT" kubectl --namespace "$ROOK_NAMESPACE" exec "$CEPH_TOOLS" -- \
+    ceph --conf="/var/lib/rook/$ROOK_NAMESPACE/$ROOK_NAMESPACE.config" "$@"
 }
 wait_ceph_ok() {
   local deadline=$((SECONDS + CEPH_TIMEOUT)) status
@@ -613,7 +617,7 @@ def remove_guard() -> Step:
     body = """need NODE_NAME NODE_ADDRESS NODE_ROLE
 if is_osd_node; then
   use_kubeconfig
-  ceph_cmd health >/dev/null || fail "Rook's toolbox ($CEPH_TOOLS) does not answer; cannot check this node's OSDs"
+  ceph_cmd health >/dev/null || fail "Rook's operator ($CEPH_TOOLS) does not answer to ceph; cannot check this node's OSDs"
   osds=""
   if ! osds="$(ceph_cmd osd ls-tree "$NODE_NAME" 2>/dev/null)"; then
     osds=""  # no such CRUSH host: its OSDs are gone

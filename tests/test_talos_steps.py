@@ -151,7 +151,8 @@ def health_argv(first: str = "10.0.10.11", cps: str = CPS, workers: str | None =
 
 
 def ceph(*args: str, ns: str = "rook-ceph") -> list[str]:
-    return ["kubectl", "--namespace", ns, "exec", "deploy/rook-ceph-tools", "--", "ceph", *args]
+    conf = f"--conf=/var/lib/rook/{ns}/{ns}.config"
+    return ["kubectl", "--namespace", ns, "exec", "deploy/rook-ceph-operator", "--", "ceph", conf, *args]
 
 
 def previous(value: str) -> str:
@@ -278,7 +279,7 @@ def test_upgrade_of_an_osd_node_waits_for_ceph_and_sets_noout_around_it(run: Run
         node_env(TALOS_IMAGE=image, OSD_NODE="true", KUBECONFIG_DATA=KUBECONFIG, ROOK_NAMESPACE="ceph"),
         rules=[
             (
-                "kubectl * ceph health",
+                "kubectl * ceph --conf=* health",
                 [
                     {"out": "HEALTH_WARN 1 pgs degraded\n"},
                     {"out": "HEALTH_OK\n"},
@@ -307,7 +308,7 @@ def test_failed_upgrade_unsets_noout_and_stops_the_chain(run: Runner) -> None:
     result = run(
         talos_steps.upgrade_node().update or "",
         node_env(TALOS_IMAGE="img:v2", OSD_NODE="true", KUBECONFIG_DATA=KUBECONFIG),
-        rules=[("kubectl * ceph health", [{"out": "HEALTH_OK\n"}]), ("talosctl * upgrade *", [{"rc": 1}])],
+        rules=[("kubectl * ceph --conf=* health", [{"out": "HEALTH_OK\n"}]), ("talosctl * upgrade *", [{"rc": 1}])],
     )
     assert result.rc == 1
     argvs = result.argvs
@@ -323,7 +324,7 @@ def test_cancelled_upgrade_stops_the_tool_and_unsets_noout(run: Runner) -> None:
     (run.stub_dir / "rules.json").write_text(
         json.dumps(
             [
-                {"match": "kubectl * ceph health", "answers": [{"out": "HEALTH_OK\n"}]},
+                {"match": "kubectl * ceph --conf=* health", "answers": [{"out": "HEALTH_OK\n"}]},
                 {"match": "talosctl * upgrade *", "answers": [{"sleep": 30}]},
             ]
         )
@@ -355,7 +356,7 @@ def test_ceph_that_never_turns_ok_ends_the_wait(run: Runner) -> None:
     result = run(
         talos_steps.upgrade_node().update or "",
         node_env(TALOS_IMAGE="img:v2", OSD_NODE="true", KUBECONFIG_DATA=KUBECONFIG, CEPH_TIMEOUT="0"),
-        rules=[("kubectl * ceph health", [{"out": "HEALTH_WARN mon down\n"}])],
+        rules=[("kubectl * ceph --conf=* health", [{"out": "HEALTH_WARN mon down\n"}])],
     )
     assert result.rc == 1
     assert "Ceph not HEALTH_OK within 0s before upgrading (last: HEALTH_WARN mon down)" in result.stderr
@@ -399,7 +400,7 @@ def test_credentials_are_private_files_removed_afterwards(run: Runner) -> None:
     result = run(
         talos_steps.upgrade_node().update or "",
         node_env(TALOS_IMAGE="img:v2", OSD_NODE="true", KUBECONFIG_DATA=KUBECONFIG),
-        rules=[("kubectl * ceph health", [{"out": "HEALTH_OK\n"}])],
+        rules=[("kubectl * ceph --conf=* health", [{"out": "HEALTH_OK\n"}])],
     )
     assert result.rc == 0, result.stderr
     talos = [c for c in result.calls if c["argv"][0] == "talosctl"]
@@ -462,7 +463,7 @@ def test_failed_reboot_of_an_osd_node_unsets_noout(run: Runner) -> None:
     result = run(
         talos_steps.reboot_node().update or "",
         node_env(APPLY_MODE="staged", CONFIG_HASH="h2", OSD_NODE="true", KUBECONFIG_DATA=KUBECONFIG),
-        rules=[("kubectl * ceph health", [{"out": "HEALTH_OK\n"}]), ("talosctl * reboot *", [{"rc": 1}])],
+        rules=[("kubectl * ceph --conf=* health", [{"out": "HEALTH_OK\n"}]), ("talosctl * reboot *", [{"rc": 1}])],
     )
     assert result.rc == 1
     assert result.argvs[-1] == ceph("osd", "unset", "noout")
@@ -625,15 +626,15 @@ def test_guard_asks_another_control_plane_about_a_dead_node(run: Runner) -> None
 def test_guard_refuses_an_osd_node_whose_osds_are_not_purged(run: Runner) -> None:
     env = node_env(NODE_ROLE="worker", OSD_NODE="true", KUBECONFIG_DATA=KUBECONFIG)
     step = talos_steps.remove_guard()
-    kept = run(step.delete or "", env, [("kubectl * ceph osd ls-tree *", [{"out": "3\n7\n"}])])
+    kept = run(step.delete or "", env, [("kubectl * ceph --conf=* osd ls-tree *", [{"out": "3\n7\n"}])])
     assert kept.rc == 1
     assert "Ceph still has OSDs on this host (3 7); purge them first (docs/recovery.md)" in kept.stderr
     assert kept.argvs == [ceph("health"), ceph("osd", "ls-tree", "k8s-1")]
-    purged = run(step.delete or "", env, [("kubectl * ceph osd ls-tree *", [{"rc": 2, "err": "Error ENOENT"}])])
+    purged = run(step.delete or "", env, [("kubectl * ceph --conf=* osd ls-tree *", [{"rc": 2, "err": "Error ENOENT"}])])
     assert purged.rc == 0, purged.stderr
     down = run(step.delete or "", env, [("kubectl *", [{"rc": 1}])])
     assert down.rc == 1
-    assert "toolbox (deploy/rook-ceph-tools) does not answer" in down.stderr
+    assert "operator (deploy/rook-ceph-operator) does not answer to ceph" in down.stderr
 
 
 def test_guard_of_a_plain_worker_checks_nothing_and_create_update_do_nothing(run: Runner) -> None:
