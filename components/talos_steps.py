@@ -203,11 +203,30 @@ use_talosconfig() {
   unset TALOSCONFIG_DATA
 }
 use_kubeconfig() {
-  need KUBECONFIG_DATA
   KUBECONFIG="$(mktemp "$STEP_TMP/kubeconfig.XXXXXX")"
-  printf '%s' "$KUBECONFIG_DATA" >"$KUBECONFIG"
   export KUBECONFIG
-  unset KUBECONFIG_DATA
+  if [[ -n "${KUBECONFIG_DATA:-}" ]]; then
+    printf '%s' "$KUBECONFIG_DATA" >"$KUBECONFIG"
+    unset KUBECONFIG_DATA
+    return 0
+  fi
+  # Steps that run before the cluster's kubeconfig exists in the graph (upgrades, the
+  # removal cleanup) ask a control plane for the admin kubeconfig through the Talos
+  # API: the other control planes first, the node itself last.
+  need TALOSCONFIG CONTROL_PLANES
+  local ip peers=() order=()
+  IFS=, read -r -a peers <<<"$CONTROL_PLANES"
+  for ip in "${peers[@]}"; do
+    if [[ -n "$ip" && "$ip" != "${NODE_ADDRESS:-}" ]]; then order+=("$ip"); fi
+  done
+  if [[ -n "${NODE_ADDRESS:-}" && ",$CONTROL_PLANES," == *",$NODE_ADDRESS,"* ]]; then order+=("$NODE_ADDRESS"); fi
+  for ip in ${order[@]+"${order[@]}"}; do
+    if bounded "$CALL_TIMEOUT" talosctl --nodes "$ip" kubeconfig --force --merge=false "$KUBECONFIG" >/dev/null 2>&1
+    then
+      return 0
+    fi
+  done
+  fail "no control plane of $CONTROL_PLANES handed out a kubeconfig (talosctl kubeconfig)"
 }
 
 # bounded SECONDS COMMAND...: run COMMAND, kill it (TERM) after SECONDS; 124 then.
@@ -384,8 +403,10 @@ def upgrade_node() -> Step:
     trap when anything fails) then ``HEALTH_OK`` before the next node.
 
     Environment: ``TALOSCONFIG_DATA`` (secret), ``NODE_NAME``, ``NODE_ADDRESS``,
-    ``CONTROL_PLANES``, ``TALOS_IMAGE``; ``KUBECONFIG_DATA`` (secret) when
-    ``OSD_NODE=true``; optional ``WORKERS``, ``OSD_NODE``, ``UPGRADE_TIMEOUT``,
+    ``CONTROL_PLANES``, ``TALOS_IMAGE``; optional ``KUBECONFIG_DATA`` (secret; on an
+    OSD node without it, the admin kubeconfig is fetched from a control plane with
+    ``talosctl kubeconfig``: upgrades run before the applies, so before the
+    cluster's kubeconfig exists in the graph), ``WORKERS``, ``OSD_NODE``, ``UPGRADE_TIMEOUT``,
     ``DRAIN_TIMEOUT``, ``HEALTH_TIMEOUT``, ``CEPH_*``, ``ROOK_NAMESPACE``,
     ``CALL_TIMEOUT``.
     """
@@ -705,16 +726,17 @@ def remove_node() -> Step:
     ``talosctl etcd remove-member``); then ``kubectl delete node <name>
     --ignore-not-found --wait --timeout …``.
 
-    Environment: ``KUBECONFIG_DATA`` (secret), ``NODE_NAME``, ``NODE_ADDRESS``,
-    ``NODE_ROLE``; ``TALOSCONFIG_DATA`` (secret) and ``CONTROL_PLANES`` for a control
-    plane; optional ``REMOVE_TIMEOUT``, ``CALL_TIMEOUT``.
+    Environment: ``TALOSCONFIG_DATA`` (secret), ``CONTROL_PLANES``, ``NODE_NAME``,
+    ``NODE_ADDRESS``, ``NODE_ROLE``; optional ``KUBECONFIG_DATA`` (secret; without
+    it the admin kubeconfig is fetched from a remaining control plane with
+    ``talosctl kubeconfig``: this command exists before the cluster's kubeconfig
+    does in the graph), ``REMOVE_TIMEOUT``, ``CALL_TIMEOUT``.
     """
-    optional = ("REMOVE_TIMEOUT", "POLL_INTERVAL", *_COMMON, "TALOSCONFIG_DATA", "CONTROL_PLANES")
+    optional = ("REMOVE_TIMEOUT", "POLL_INTERVAL", *_COMMON, "KUBECONFIG_DATA")
     defaults = ("REMOVE_TIMEOUT", "POLL_INTERVAL", *_COMMON)
-    body = """need NODE_NAME NODE_ADDRESS NODE_ROLE
+    body = """need NODE_NAME NODE_ADDRESS NODE_ROLE CONTROL_PLANES
+use_talosconfig
 if [[ "$NODE_ROLE" == controlplane ]]; then
-  need CONTROL_PLANES
-  use_talosconfig
   peer=""
   IFS=, read -r -a cps <<<"$CONTROL_PLANES"
   for ip in "${cps[@]}"; do
@@ -750,7 +772,7 @@ log "$(who): Kubernetes node deleted"
         update="true",
         delete=_bash(defaults, _numbers(defaults), body),
         interpreter=BASH,
-        env_keys=("KUBECONFIG_DATA", "NODE_NAME", "NODE_ADDRESS", "NODE_ROLE"),
+        env_keys=("TALOSCONFIG_DATA", "CONTROL_PLANES", "NODE_NAME", "NODE_ADDRESS", "NODE_ROLE"),
         optional_keys=optional,
         secret_keys=("KUBECONFIG_DATA", "TALOSCONFIG_DATA"),
     )

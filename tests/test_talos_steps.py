@@ -668,7 +668,14 @@ def test_remove_node_gives_up_on_a_member_that_does_not_leave(run: Runner) -> No
 
 
 def test_remove_worker_only_deletes_its_node(run: Runner) -> None:
-    env = {"KUBECONFIG_DATA": KUBECONFIG, "NODE_NAME": "w 1", "NODE_ADDRESS": "10.0.10.21", "NODE_ROLE": "worker"}
+    env = {
+        "TALOSCONFIG_DATA": TALOSCONFIG,
+        "CONTROL_PLANES": CPS,
+        "KUBECONFIG_DATA": KUBECONFIG,
+        "NODE_NAME": "w 1",
+        "NODE_ADDRESS": "10.0.10.21",
+        "NODE_ROLE": "worker",
+    }
     result = run(talos_steps.remove_node().delete or "", env)
     assert result.rc == 0, result.stderr
     assert [a[:4] for a in result.argvs] == [["kubectl", "delete", "node", "w 1"]]
@@ -676,6 +683,30 @@ def test_remove_worker_only_deletes_its_node(run: Runner) -> None:
     failed = run(talos_steps.remove_node().delete or "", env, [("kubectl *", [{"rc": 1}])])
     assert failed.rc == 1
     assert "homelab: w 1 (10.0.10.21): kubectl delete node failed" in failed.stderr
+
+
+def test_without_a_kubeconfig_the_step_asks_another_control_plane_for_one(run: Runner) -> None:
+    # The removal cleanup exists before the cluster's kubeconfig does in the graph (the node's apply
+    # depends on it), so it fetches the admin kubeconfig through the Talos API: not from the node
+    # being removed, and from the next control plane when the first does not answer.
+    env = {
+        "TALOSCONFIG_DATA": TALOSCONFIG,
+        "CONTROL_PLANES": "10.0.10.11,10.0.10.12,10.0.10.13",
+        "NODE_NAME": "k8s-0",
+        "NODE_ADDRESS": "10.0.10.11",
+        "NODE_ROLE": "worker",
+    }
+    result = run(
+        talos_steps.remove_node().delete or "", env, [("talosctl --nodes 10.0.10.12 kubeconfig *", [{"rc": 1}])]
+    )
+    assert result.rc == 0, result.stderr
+    fetches = [a for a in result.argvs if a[:1] == ["talosctl"]]
+    assert [a[2] for a in fetches] == ["10.0.10.12", "10.0.10.13"]
+    assert fetches[-1][3:6] == ["kubeconfig", "--force", "--merge=false"]
+    assert result.argvs[-1][:4] == ["kubectl", "delete", "node", "k8s-0"]
+    nobody = run(talos_steps.remove_node().delete or "", env, [("talosctl * kubeconfig *", [{"rc": 1}])])
+    assert nobody.rc == 1
+    assert "no control plane of 10.0.10.11,10.0.10.12,10.0.10.13 handed out a kubeconfig" in nobody.stderr
 
 
 # --- API readiness gate -----------------------------------------------------------------------
