@@ -638,7 +638,7 @@ def remove_guard() -> Step:
     body = """need NODE_NAME NODE_ADDRESS NODE_ROLE
 if is_osd_node; then
   use_kubeconfig
-  ceph_cmd health >/dev/null || fail "Rook's operator ($CEPH_TOOLS) does not answer to ceph; cannot check this node's OSDs"
+  ceph_cmd health >/dev/null || fail "Rook's operator ($CEPH_TOOLS) does not answer to ceph; cannot check its OSDs"
   osds=""
   if ! osds="$(ceph_cmd osd ls-tree "$NODE_NAME" 2>/dev/null)"; then
     osds=""  # no such CRUSH host: its OSDs are gone
