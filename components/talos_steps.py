@@ -256,11 +256,15 @@ bounded() {
 first_control_plane() { printf '%s' "${CONTROL_PLANES%%,*}"; }
 
 # talosctl health, bounded, through the first control plane (health runs on one node).
+# The cluster check names the inventory's nodes (HEALTH_LISTED=true); the gates of the
+# rolling steps check the members Talos reports (health.go, buildClusterInfo: "read
+# members from the Talos API" when no node is listed), so a node added or removed
+# elsewhere in the inventory changes nothing in those steps.
 health_gate() {
-  local args=(--nodes "$(first_control_plane)" health --control-plane-nodes "$CONTROL_PLANES"
-    --wait-timeout "${HEALTH_TIMEOUT}s")
-  if [[ -n "$WORKERS" ]]; then
-    args+=(--worker-nodes "$WORKERS")
+  local args=(--nodes "$(first_control_plane)" health --wait-timeout "${HEALTH_TIMEOUT}s")
+  if [[ "${HEALTH_LISTED:-false}" == true ]]; then
+    args+=(--control-plane-nodes "$CONTROL_PLANES")
+    if [[ -n "$WORKERS" ]]; then args+=(--worker-nodes "$WORKERS"); fi
   fi
   log "$(who): talosctl health ($1)"
   bounded $((HEALTH_TIMEOUT + CALL_TIMEOUT)) talosctl "${args[@]}" \
@@ -328,7 +332,7 @@ def _bash(keys: tuple[str, ...], numbers: tuple[str, ...], body: str) -> str:
 
 
 _COMMON = ("CALL_TIMEOUT",)
-_HEALTH = ("HEALTH_TIMEOUT", "WORKERS")
+_HEALTH = ("HEALTH_TIMEOUT",)
 _CEPH = ("OSD_NODE", "ROOK_NAMESPACE", "CEPH_TOOLS", "CEPH_TIMEOUT", "CEPH_INTERVAL")
 
 
@@ -372,9 +376,10 @@ def health() -> Step:
     addresses; the first one runs the check); optional ``WORKERS`` (comma-separated),
     ``HEALTH_TIMEOUT``, ``CALL_TIMEOUT``.
     """
-    optional = (*_HEALTH, *_COMMON)
+    optional = (*_HEALTH, "WORKERS", *_COMMON)
     body = """need CONTROL_PLANES
 use_talosconfig
+HEALTH_LISTED=true
 health_gate "cluster check"
 log "cluster healthy"
 """
@@ -406,7 +411,7 @@ def upgrade_node() -> Step:
     ``CONTROL_PLANES``, ``TALOS_IMAGE``; optional ``KUBECONFIG_DATA`` (secret; on an
     OSD node without it, the admin kubeconfig is fetched from a control plane with
     ``talosctl kubeconfig``: upgrades run before the applies, so before the
-    cluster's kubeconfig exists in the graph), ``WORKERS``, ``OSD_NODE``, ``UPGRADE_TIMEOUT``,
+    cluster's kubeconfig exists in the graph), ``OSD_NODE``, ``UPGRADE_TIMEOUT``,
     ``DRAIN_TIMEOUT``, ``HEALTH_TIMEOUT``, ``CEPH_*``, ``ROOK_NAMESPACE``,
     ``CALL_TIMEOUT``.
     """
@@ -459,7 +464,7 @@ def reboot_node() -> Step:
 
     Environment: ``TALOSCONFIG_DATA`` (secret), ``NODE_NAME``, ``NODE_ADDRESS``,
     ``CONTROL_PLANES``, ``CONFIG_HASH``, ``APPLY_MODE``; ``KUBECONFIG_DATA`` (secret)
-    when ``OSD_NODE=true``; optional ``WORKERS``, ``OSD_NODE``, ``REBOOT_TIMEOUT``,
+    when ``OSD_NODE=true``; optional ``OSD_NODE``, ``REBOOT_TIMEOUT``,
     ``DRAIN_TIMEOUT``, ``HEALTH_TIMEOUT``, ``CEPH_*``, ``ROOK_NAMESPACE``, ``CALL_TIMEOUT``.
     """
     optional = (*_HEALTH, *_CEPH, "REBOOT_TIMEOUT", "DRAIN_TIMEOUT", *_COMMON, "KUBECONFIG_DATA")
@@ -518,7 +523,7 @@ def settle_node() -> Step:
     the step started plus ``REBOOT_SLACK`` — then ``talosctl health``.
 
     Environment: ``TALOSCONFIG_DATA`` (secret), ``NODE_NAME``, ``NODE_ADDRESS``,
-    ``CONTROL_PLANES``, ``CONFIG_HASH``, ``APPLY_MODE``; optional ``WORKERS``,
+    ``CONTROL_PLANES``, ``CONFIG_HASH``, ``APPLY_MODE``; optional
     ``REBOOT_TIMEOUT``, ``REBOOT_SLACK``, ``HEALTH_TIMEOUT``, ``CALL_TIMEOUT``.
     """
     optional = (*_HEALTH, "REBOOT_TIMEOUT", "REBOOT_SLACK", "POLL_INTERVAL", *_COMMON)
@@ -575,7 +580,7 @@ def upgrade_k8s() -> Step:
     version per run (siderolabs/go-kubernetes ``upgrade.Path.IsSupported``).
 
     Environment: ``TALOSCONFIG_DATA`` (secret), ``CONTROL_PLANES``,
-    ``KUBERNETES_VERSION``; optional ``WORKERS``, ``K8S_UPGRADE_TIMEOUT``,
+    ``KUBERNETES_VERSION``; optional ``K8S_UPGRADE_TIMEOUT``,
     ``HEALTH_TIMEOUT``, ``CALL_TIMEOUT``.
     """
     optional = (*_HEALTH, "K8S_UPGRADE_TIMEOUT", *_COMMON)
