@@ -151,7 +151,7 @@ def health_argv(first: str = "10.0.10.11", wait: str = "5") -> list[str]:
 
 def listed_health_argv(cps: str = CPS, workers: str | None = WORKERS, wait: str = "5") -> list[str]:
     """The cluster check: the inventory's nodes, listed."""
-    argv = [*health_argv(cps.split(",")[0], wait), "--control-plane-nodes", cps]
+    argv = [*health_argv(cps.split(",", maxsplit=1)[0], wait), "--control-plane-nodes", cps]
     return [*argv, "--worker-nodes", workers] if workers else argv
 
 
