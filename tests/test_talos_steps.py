@@ -511,7 +511,7 @@ def test_settle_does_nothing_without_a_reboot(run: Runner, mode: str) -> None:
 
 def test_kubernetes_upgrade_runs_once_per_version(run: Runner) -> None:
     step = talos_steps.upgrade_k8s()
-    env = {"TALOSCONFIG_DATA": TALOSCONFIG, "CONTROL_PLANES": CPS, "WORKERS": WORKERS, **FAST}
+    env = {"TALOSCONFIG_DATA": TALOSCONFIG, "CONTROL_PLANES": CPS, **FAST}
     result = run(
         step.update or "", {**env, "KUBERNETES_VERSION": "v1.34.1", "PULUMI_COMMAND_STDOUT": previous("v1.33.4")}
     )
