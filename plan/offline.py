@@ -120,10 +120,16 @@ def _schematic_id(args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
 def _machine_configuration(args: dict[str, Any]) -> dict[str, Any]:
     # Stands in for what talosctl generates: the machine's role and cluster name, then
     # the patches as sent, so the policy pack reads installer images and roles offline.
+    # The Kubernetes version shows where talosctl puts it (kubelet and control-plane images), so
+    # a version change reaches the applies offline as it does for real.
+    version = args.get("kubernetesVersion")
     head = {
         "version": "v1alpha1",
-        "machine": {"type": args.get("machineType")},
-        "cluster": {"clusterName": args.get("clusterName")},
+        "machine": {"type": args.get("machineType"), "kubelet": {"image": f"ghcr.io/siderolabs/kubelet:{version}"}},
+        "cluster": {
+            "clusterName": args.get("clusterName"),
+            "apiServer": {"image": f"registry.k8s.io/kube-apiserver:{version}"},
+        },
     }
     docs = [talos_patches.to_yaml(head), *(args.get("configPatches") or [])]
     return {
@@ -161,6 +167,24 @@ def _fake_item(args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _talosconfig(args: dict[str, Any]) -> dict[str, Any]:
+    # Shaped like talosctl's: endpoints and nodes show, so a change of either reaches what reads it.
+    context = {"endpoints": args.get("endpoints") or [], "ca": "offline-ca", "crt": "offline-crt", "key": "offline-key"}
+    if args.get("nodes"):
+        context["nodes"] = args["nodes"]
+    name = args.get("clusterName", "offline")
+    return {"talosConfig": yaml.safe_dump({"context": name, "contexts": {name: context}}, sort_keys=False)}
+
+
+def _applied(args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
+    # How Talos applied the config is only known on the node: offline, the mode asked for.
+    config = str(args.inputs.get("machineConfigurationInput"))
+    return {
+        "resolvedApplyMode": args.inputs.get("applyMode", "auto"),
+        "machineConfigurationHash": hashlib.sha256(config.encode()).hexdigest(),
+    }
+
+
 # Extra outputs per resource type (the id under "id"), on top of the echoed inputs.
 RESOURCE_OUTPUTS: dict[str, Callable[[pulumi.runtime.MockResourceArgs], dict[str, Any]]] = {
     "talos:machine/secrets:Secrets": lambda _: {
@@ -172,12 +196,14 @@ RESOURCE_OUTPUTS: dict[str, Callable[[pulumi.runtime.MockResourceArgs], dict[str
         "kubernetesClientConfiguration": {},
     },
     "talos:imageFactory/schematic:Schematic": _schematic_id,
+    "talos:machine/configurationApply:ConfigurationApply": _applied,
+    "command:local:Command": lambda _: {"stdout": "", "stderr": ""},
 }
 
 # Results per invoke token, on top of the echoed arguments.
 CALL_RESULTS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "talos:machine/getConfiguration:getConfiguration": _machine_configuration,
-    "talos:client/getConfiguration:getConfiguration": lambda _: {"talosConfig": "context: offline\n"},
+    "talos:client/getConfiguration:getConfiguration": _talosconfig,
     "talos:cluster/getHealth:getHealth": lambda _: {"id": "healthy"},
     # Data-source results carry no secret flag (the program wraps what it picks).
     "onepassword:index/getVault:getVault": _fake_vault,

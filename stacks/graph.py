@@ -21,6 +21,7 @@ from components.flux import Flux, FluxArgs
 from components.rook import Rook, RookArgs
 from components.spegel import Spegel, SpegelArgs
 from components.talos import TalosCluster, TalosClusterArgs
+from components.talos_day2 import ClusterHealth, ClusterHealthArgs
 from stacks import secrets as secret_inputs
 from stacks.config import StackConfig
 from stacks.config.base import LayerConfig
@@ -56,6 +57,8 @@ class Graph:
     """cert-manager and the Let's Encrypt ClusterIssuers (``homelab:certManager``)."""
     rook: Rook | None = None
     """Rook-Ceph: operator, CephCluster, pool, default StorageClass (``homelab:rook``)."""
+    health: ClusterHealth | None = None
+    """``talosctl health`` after the CNI, when the applies or the inventory change."""
 
     @property
     def outputs(self) -> dict[str, pulumi.Input[object]]:
@@ -63,6 +66,8 @@ class Graph:
         return {
             "kubeconfig": self.talos.kubeconfig,
             "talosconfig": self.talos.talosconfig,
+            # How Talos applied each node's config: "staged" means a reboot step ran (or will).
+            "resolvedApplyModes": self.talos.resolved_apply_modes,
         }
 
 
@@ -83,6 +88,27 @@ def kubernetes_provider(talos: TalosCluster, cluster_name: str) -> k8s.Provider:
         kubeconfig=talos.kubeconfig,
         cluster_identifier=cluster_name,
         enable_server_side_apply=True,
+    )
+
+
+def health_check(cfg: StackConfig, talos: TalosCluster, cni: list[pulumi.Resource]) -> ClusterHealth | None:
+    """``talosctl health`` over the inventory once the CNI runs (nodes are NotReady before), or None without Cilium.
+
+    It follows the applies and bootstrap: it runs again when a node's config or the
+    inventory changes, never on a preview (DESIGN.md: no invoke may check health).
+    """
+    if not cni:
+        return None
+    return ClusterHealth(
+        "cluster-health",
+        ClusterHealthArgs(
+            talosconfig=talos.step_talosconfig,
+            control_planes=[str(n.address) for n in cfg.control_planes],
+            workers=[str(n.address) for n in cfg.workers],
+            day2=cfg.day2,
+            triggers=[talos.bootstrap.id, *(a.machine_configuration_hash for a in talos.applies.values())],
+            depends_on=cni,
+        ),
     )
 
 
@@ -150,7 +176,13 @@ def build(cfg: StackConfig, secrets: SecretInputs | None = None) -> Graph:
     ]
     talos = TalosCluster(
         cfg.cluster.name,
-        TalosClusterArgs(cluster=cfg.cluster, nodes=cfg.nodes, layer_patches=layer_patches),
+        TalosClusterArgs(
+            cluster=cfg.cluster,
+            nodes=cfg.nodes,
+            layer_patches=layer_patches,
+            day2=cfg.day2,
+            rook_namespace=cfg.rook.namespace if _on(cfg.rook) else None,
+        ),
     )
     provider = kubernetes_provider(talos, cfg.cluster.name)
     onepassword = onepassword_layer(cfg, talos)
@@ -171,6 +203,7 @@ def build(cfg: StackConfig, secrets: SecretInputs | None = None) -> Graph:
     # Layers with pods wait for the CNI, not for each other.
     cni: list[pulumi.Resource] = list(cilium.ready) if cilium is not None else []
     after_cni = pulumi.ResourceOptions(provider=provider, depends_on=cni)
+    health = health_check(cfg, talos, cni)
     coredns = (
         CoreDNS(
             "coredns",
@@ -215,6 +248,7 @@ def build(cfg: StackConfig, secrets: SecretInputs | None = None) -> Graph:
         else None
     )
     return Graph(
+        health=health,
         cert_manager=cert_manager,
         rook=rook,
         flux=flux,

@@ -100,11 +100,11 @@ def test_chart_pinned_from_config_through_the_provider(home: offline.Capture) ->
     ]
 
 
-def test_cilium_comes_right_after_the_health_gate(home: offline.Capture) -> None:
-    """The chart's provider resolves only after the kubeconfig and every apply (the health gate's inputs)."""
+def test_cilium_comes_right_after_the_api_readiness_gate(home: offline.Capture) -> None:
+    """The chart's provider resolves only once the API server answers; nothing that changes with the nodes."""
     provider = home.by_name("kubernetes")
-    gate = {home.by_name("home-kubeconfig").urn, *(r.urn for r in home.of_type(APPLY))}
-    assert gate <= set(provider.property_dependencies["kubeconfig"])
+    gate = {home.by_name("home-kubeconfig").urn, home.by_name("home-api-ready").urn}
+    assert set(provider.property_dependencies["kubeconfig"]) == gate
     # And nothing else sits between the gate and Cilium.
     assert home.by_name("cilium-chart").dependencies == []
 
