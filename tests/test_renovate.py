@@ -181,19 +181,19 @@ def test_regex_manager_on_examples(config):
     (_, regex), *_ = custom_regexes(config)
     text = (
         "    # renovate: datasource=helm depName=cilium registryUrl=https://helm.cilium.io\n"
-        "    version: 1.19.1\n"
+        "    version: 1.2.3\n"
         "    # renovate: datasource=docker depName=quay.io/ceph/ceph\n"
-        '    cephImage: "quay.io/ceph/ceph:v20.2.4"\n'
+        '    cephImage: "quay.io/ceph/ceph:v9.8.7"\n'
         "    # renovate: datasource=github-releases depName=fluxcd/flux2 extractVersion=^v(?<version>.*)$\n"
-        "      - tag: 2.8.5\n"
+        "      - tag: 2.0.1\n"
         "    # renovate: datasource=docker depName=x unknownOption=1\n"
         "    version: 9.9.9\n"
     )
     got = [(m["depName"], m["currentValue"], m["registryUrl"], m["extractVersion"]) for m in regex.finditer(text)]
     assert got == [
-        ("cilium", "1.19.1", "https://helm.cilium.io", None),
-        ("quay.io/ceph/ceph", "v20.2.4", None, None),
-        ("fluxcd/flux2", "2.8.5", None, "^v(?<version>.*)$"),
+        ("cilium", "1.2.3", "https://helm.cilium.io", None),
+        ("quay.io/ceph/ceph", "v9.8.7", None, None),
+        ("fluxcd/flux2", "2.0.1", None, "^v(?<version>.*)$"),
     ]
 
 
@@ -201,21 +201,173 @@ def kubernetes_files() -> list[Path]:
     return sorted((ROOT / "kubernetes").rglob("*.yaml"))
 
 
-def test_kubernetes_images_are_annotated_and_matched(config):
+# --- Renovate's built-in managers on the Flux tree ---------------------------------------------
+# What Renovate's own code extracts (renovatebot/renovate, lib/modules/manager/flux/extract.ts,
+# helm-values/extract.ts and util.ts, kustomize/extract.ts), as the 0-based line of each value.
+
+IMAGE_KEY = re.compile(r"image$", re.IGNORECASE)  # helm-values' parentKeyRe
+
+
+def _line_of(node: CommentedMap, key: str) -> int:
+    line: int = node.lc.value(key)[0]
+    return line
+
+
+def helm_values_deps(node: Any, out: dict[int, str]) -> None:
+    """helm-values' findDependencies, which the flux manager runs on every HelmRelease's ``spec.values``.
+
+    A key ending in ``image`` whose value is a map with ``repository`` and ``tag`` (or ``version``),
+    or whose value is a string (``image: repo:tag``), is a Docker dependency; anything else is descended.
+    """
+    items: list[tuple[Any, Any]]
+    if isinstance(node, CommentedMap):
+        items = list(node.items())
+    elif isinstance(node, CommentedSeq):
+        items = list(enumerate(node))
+    else:
+        return
+    for key, value in items:
+        if isinstance(node, CommentedMap) and IMAGE_KEY.search(str(key)):
+            if isinstance(value, CommentedMap) and "repository" in value and ("tag" in value or "version" in value):
+                tag_key = "tag" if "tag" in value else "version"
+                out[_line_of(value, tag_key)] = f"{value.get('registry', '')}{value['repository']}"
+                continue
+            if isinstance(value, str) and value:
+                out[_line_of(node, key)] = value.rsplit(":", 1)[0]
+                continue
+        helm_values_deps(value, out)
+
+
+def flux_deps(path: Path) -> dict[int, str]:
+    """What the flux manager extracts from a file: line of the version → package."""
+    out: dict[int, str] = {}
+    for doc in load_rt(path):
+        if not isinstance(doc, CommentedMap) or not isinstance(doc.get("spec"), CommentedMap):
+            continue
+        api, kind, spec = str(doc.get("apiVersion", "")), doc.get("kind"), doc["spec"]
+        if kind == "HelmRelease" and api.startswith("helm.toolkit.fluxcd.io/"):
+            chart = (spec.get("chart") or {}).get("spec")
+            if isinstance(chart, CommentedMap) and "version" in chart:
+                out[_line_of(chart, "version")] = str(chart["chart"])
+            helm_values_deps(spec.get("values"), out)
+        elif kind in ("OCIRepository", "GitRepository") and api.startswith("source.toolkit.fluxcd.io/"):
+            ref = spec.get("ref")
+            if isinstance(ref, CommentedMap) and "tag" in ref:
+                out[_line_of(ref, "tag")] = str(spec["url"])
+        elif kind == "Kustomization" and api.startswith("kustomize.toolkit.fluxcd.io/"):
+            for image in spec.get("images") or []:
+                if "newTag" in image:
+                    out[_line_of(image, "newTag")] = str(image.get("newName", image["name"]))
+    return out
+
+
+def kustomize_deps(path: Path) -> dict[int, str]:
+    """What the kustomize manager (default files: ``kustomization.yaml``) extracts: images, helmCharts, remote refs."""
+    out: dict[int, str] = {}
+    if path.name not in ("kustomization.yaml", "kustomization.yml", "Kustomization"):
+        return out
+    for doc in load_rt(path):
+        if not isinstance(doc, CommentedMap):
+            continue
+        for image in doc.get("images") or []:
+            if "newTag" in image:
+                out[_line_of(image, "newTag")] = str(image.get("newName", image["name"]))
+        for chart in doc.get("helmCharts") or []:
+            if "version" in chart:
+                out[_line_of(chart, "version")] = str(chart["name"])
+        for i, resource in enumerate((doc.get("resources") or []) + (doc.get("components") or [])):
+            if re.search(r"(^https?://|^github\.com/|\?ref=)", str(resource)):
+                out[-1 - i] = str(resource)  # a remote base: Renovate would extract its ref
+    return out
+
+
+def tree_deps(config: dict[str, Any], path: Path) -> dict[str, dict[int, str]]:
+    """Every manager's extraction from one file of the tree, by manager."""
+    regex = {line: str(d["depName"]) for line, d in renovate_deps(config, path).items()}
+    managers = {"regex": regex, "kustomize": kustomize_deps(path)}
+    if matches(config["flux"]["managerFilePatterns"], path):
+        managers["flux"] = flux_deps(path)
+    return managers
+
+
+def test_flux_manager_emulation_on_examples(tmp_path):
+    path = tmp_path / "kubernetes" / "hr.yaml"
+    path.parent.mkdir()
+    path.write_text(
+        "apiVersion: helm.toolkit.fluxcd.io/v2\n"
+        "kind: HelmRelease\n"
+        "metadata: {name: x, namespace: x}\n"
+        "spec:\n"
+        "  chart:\n"
+        "    spec:\n"
+        "      chart: x\n"
+        "      version: 1.2.3\n"  # line 7
+        "  values:\n"
+        "    image: &image\n"
+        "      repository: example.org/x\n"
+        "      tag: v1.0.0\n"  # line 11
+        "    other: *image\n"  # an alias under a key that is not *image: not a second dependency
+        "    sidecar:\n"
+        "      containers:\n"
+        "        - name: y\n"
+        "          image: example.org/y:2.0.0\n"  # line 16
+        "    initImage: {repository: example.org/z, version: 3.0.0}\n"  # line 17
+        "    imagePullPolicy: IfNotPresent\n"
+    )
+    assert flux_deps(path) == {7: "x", 11: "example.org/x", 16: "example.org/y", 17: "example.org/z"}
+
+
+def test_every_tree_version_is_found_by_exactly_one_manager(config):
+    """Each chart version, OCI tag and image tag in kubernetes/ is extracted once, by one manager.
+
+    The flux manager reads HelmRelease chart versions, OCIRepository tags and the images in
+    HelmRelease values (Renovate 39.115 and later); the regex manager (a ``# renovate:`` comment)
+    is only for the pins it does not see (a CloudNativePG Cluster's ``imageName``, a CronJob's
+    image). A comment on an image the flux manager reads would make two managers update it.
+    """
     checked = 0
     for path in kubernetes_files():
-        lines = path.read_text().splitlines()
-        deps = renovate_deps(config, path)
+        rel = path.relative_to(ROOT)
+        managers = tree_deps(config, path)
+        found: dict[int, list[str]] = {}
+        for name, deps in managers.items():
+            for line in deps:
+                found.setdefault(line, []).append(name)
+        pins: set[int] = set()
         for doc in load_rt(path):
-            kind = doc.get("kind") if isinstance(doc, CommentedMap) else None
             for key, value, line in versioned_keys(doc):
-                if key == "version" or (kind == "OCIRepository" and key == "tag"):
-                    continue  # chart versions: the flux manager
                 checked += 1
-                where = f"{path.relative_to(ROOT)}:{line + 1} {key}: {value}"
-                assert "# renovate:" in lines[line - 1], f"{where}: no renovate comment on the line before"
-                assert line in deps and deps[line]["currentValue"] == expected_value(value), where
-    assert checked > 0, "no image versions found in the Flux tree"
+                pins.add(line)
+                where = f"{rel}:{line + 1} {key}: {value}"
+                assert found.get(line), f"{where}: no Renovate manager finds it"
+                assert len(found[line]) == 1, f"{where}: found by {' and '.join(found[line])}"
+                if "regex" in found[line]:
+                    assert renovate_deps(config, path)[line]["currentValue"] == expected_value(value), where
+        for line, names in found.items():
+            assert line in pins, f"{rel}:{line + 1}: {'/'.join(names)} extracts something that is not a pin"
+            assert len(names) == 1, f"{rel}:{line + 1}: found by {' and '.join(names)}"
+    assert checked > 0, "no versions found in the Flux tree"
+
+
+def test_a_renovate_comment_on_a_flux_image_is_a_double(config, tmp_path):
+    """The check above catches an image that both the flux and the regex manager would update."""
+    path = tmp_path / "kubernetes" / "hr.yaml"
+    path.parent.mkdir()
+    path.write_text(
+        "apiVersion: helm.toolkit.fluxcd.io/v2\n"
+        "kind: HelmRelease\n"
+        "metadata: {name: x, namespace: x}\n"
+        "spec:\n"
+        "  values:\n"
+        "    image:\n"
+        "      repository: example.org/x\n"
+        "      # renovate: datasource=docker depName=example.org/x\n"
+        "      tag: v1.0.0\n"
+    )
+    text = path.read_text()
+    (_, regex), *_ = custom_regexes(config)
+    regex_lines = {text.count("\n", 0, m.start("currentValue")) for m in regex.finditer(text)}
+    assert regex_lines == {8} and set(flux_deps(path)) == {8}
 
 
 def test_kubernetes_chart_versions_are_flux_sources():
