@@ -158,7 +158,7 @@ def test_flux_instance_version():
 @pytest.mark.parametrize(
     "ref",
     [
-        "ghcr.io/siderolabs/installer:v1.13.9",
+        "ghcr.io/siderolabs/installer:v1.13.0",
         "registry.local:5000/app:1.0",
         "nginx@sha256:" + "a" * 64,
         "nginx:latest@sha256:" + "b" * 64,
@@ -194,7 +194,7 @@ def test_installer_image_inside_talos_machine_config():
         config = f"version: v1alpha1\nmachine:\n  type: worker\n  install:\n    image: {image}\n"
         return args(rules.TALOS_APPLY, {"node": "10.0.10.14", "machineConfigurationInput": secret(config)})
 
-    assert check(rules.no_floating_images, apply("factory.talos.dev/installer/abc:v1.13.9")) == []
+    assert check(rules.no_floating_images, apply("factory.talos.dev/installer/abc:v1.13.0")) == []
     found = check(rules.no_floating_images, apply("factory.talos.dev/installer/abc"))
     assert len(found) == 1 and "machine.install.image" in found[0]
 
@@ -217,7 +217,7 @@ def test_unknown_image_is_skipped_during_preview():
 @pytest.mark.parametrize(
     ("type_", "props"),
     [
-        (rules.TALOS_SECRETS, {"talosVersion": "v1.13.9"}),
+        (rules.TALOS_SECRETS, {"talosVersion": "v1.13.0"}),
         (rules.CEPH_CLUSTER, {"spec": {"cephVersion": {"image": "quay.io/ceph/ceph:v19.2.3"}}}),
         (rules.HELM_CHART_V4, {"chart": "rook-ceph-cluster", "version": "1.18.3"}),
     ],
@@ -233,7 +233,7 @@ def test_other_resources_need_no_protection():
 
 
 def test_talos_secrets_outputs_marked_secret():
-    props = {"talosVersion": "v1.13.9"}
+    props = {"talosVersion": "v1.13.0"}
     ok = args(rules.TALOS_SECRETS, props, secret_outputs=["machineSecrets", "clientConfiguration"])
     assert check(rules.talos_secrets_marked_secret, ok) == []
     half = args(rules.TALOS_SECRETS, props, secret_outputs=["machineSecrets"])

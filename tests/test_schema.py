@@ -24,7 +24,7 @@ def test_stack_files_validate(stack_file: Path) -> None:
 def test_schema_catches_typos() -> None:
     data = yaml12.load((ROOT / "Pulumi.home.yaml").read_text())
     broken = copy.deepcopy(data)
-    broken["config"]["homelab:cluster"]["talosVerison"] = "v1.13.9"
+    broken["config"]["homelab:cluster"]["talosVerison"] = "v1.13.0"
     with pytest.raises(jsonschema.ValidationError, match="talosVerison"):
         jsonschema.validate(broken, schema.stack_file_schema())
     unknown = copy.deepcopy(data)

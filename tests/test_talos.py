@@ -8,6 +8,8 @@ from pulumi.runtime import rpc
 from plan import offline
 from tests.conftest import generated_nodes, home_config, run_config
 
+TALOS_VERSION = home_config()["homelab:cluster"]["talosVersion"]
+
 APPLY = "talos:machine/configurationApply:ConfigurationApply"
 BOOTSTRAP = "talos:machine/bootstrap:Bootstrap"
 SECRETS = "talos:machine/secrets:Secrets"
@@ -75,7 +77,7 @@ def test_machine_secrets_protected_and_secret(home: offline.Capture) -> None:
     (secrets,) = home.of_type(SECRETS)
     assert secrets.protect
     assert set(secrets.additional_secret_outputs) >= {"machineSecrets", "clientConfiguration"}
-    assert secrets.inputs["talosVersion"] == "v1.13.9"
+    assert secrets.inputs["talosVersion"] == TALOS_VERSION
 
 
 def test_outputs_are_secret(home: offline.Capture) -> None:
@@ -94,7 +96,7 @@ def test_invokes_send_provider_keys(home: offline.Capture) -> None:
         assert set(ms["secrets"]) >= {"bootstrapToken", "secretboxEncryptionSecret"}
         assert ms["secrets"]["bootstrapToken"] == "offline.token"
         assert set(ms["trustdinfo"]) == {"token"}
-        assert inv.args["talosVersion"] == home_config()["homelab:cluster"]["talosVersion"]
+        assert inv.args["talosVersion"] == TALOS_VERSION
         assert inv.args["kubernetesVersion"] == home_config()["homelab:cluster"]["kubernetesVersion"]
         assert inv.args["clusterEndpoint"] == "https://10.0.10.10:6443"
     talosconfigs = [i for i in home.invokes if i.token == "talos:client/getConfiguration:getConfiguration"]
@@ -150,7 +152,7 @@ def test_schematic_only_with_extensions() -> None:
     capture = run_config(config)
     assert capture.of_type("talos:imageFactory/schematic:Schematic") == []
     images = installer_images(capture)
-    assert images == {"ghcr.io/siderolabs/installer:v1.13.9"}
+    assert images == {f"ghcr.io/siderolabs/installer:{TALOS_VERSION}"}
 
 
 def test_schematic_gives_factory_installer(home: offline.Capture) -> None:
@@ -162,7 +164,7 @@ def test_schematic_gives_factory_installer(home: offline.Capture) -> None:
     ]
     images = installer_images(home)
     (image,) = images
-    assert image.startswith("factory.talos.dev/installer/") and image.endswith(":v1.13.9")
+    assert image.startswith("factory.talos.dev/installer/") and image.endswith(f":{TALOS_VERSION}")
 
 
 def test_five_control_planes_and_seven_workers() -> None:

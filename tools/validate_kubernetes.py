@@ -38,8 +38,15 @@ import yaml
 ROOT_PATH = "kubernetes/flux/cluster"
 #: The GitRepository the FluxInstance creates; it is not in the tree.
 FLUX_SOURCE = ("GitRepository", "flux-system", "flux-system")
-#: Kubernetes minor version the built-in kinds are validated against (the home stack runs 1.35).
-KUBERNETES_VERSION = "1.35"
+def _stack_kubernetes_minor() -> str:
+    """The Kubernetes minor the home stack runs (``homelab:cluster.kubernetesVersion``), e.g. ``1.36``."""
+    stack = yaml.safe_load((Path(__file__).resolve().parent.parent / "Pulumi.home.yaml").read_text())
+    version = str(stack["config"]["homelab:cluster"]["kubernetesVersion"]).removeprefix("v")
+    return ".".join(version.split(".")[:2])
+
+
+#: Kubernetes minor version the built-in kinds are validated against: the home stack's.
+KUBERNETES_VERSION = _stack_kubernetes_minor()
 #: The project's own CRD schemas (``crds/<group>/<kind>_<version>.json``), for kinds the shared
 #: schema folder has no schema for; the shared folder is consulted first.
 LOCAL_SCHEMAS = Path(__file__).resolve().parent / "schemas"
