@@ -38,6 +38,8 @@ import yaml
 ROOT_PATH = "kubernetes/flux/cluster"
 #: The GitRepository the FluxInstance creates; it is not in the tree.
 FLUX_SOURCE = ("GitRepository", "flux-system", "flux-system")
+
+
 def _stack_kubernetes_minor() -> str:
     """The Kubernetes minor the home stack runs (``homelab:cluster.kubernetesVersion``), e.g. ``1.36``."""
     stack = yaml.safe_load((Path(__file__).resolve().parent.parent / "Pulumi.home.yaml").read_text())
