@@ -98,6 +98,19 @@ def test_pictures_show_charts_and_their_edges(home: offline.Capture) -> None:
     assert f"  {coredns} -.-> {provider}" not in mmd.splitlines()
 
 
+def test_tree_and_pictures_show_the_day2_steps_in_their_order(home: offline.Capture) -> None:
+    tree = "\n".join(report.tree_lines(home))
+    for step in ("home-upgrade-k8s-0", "home-kubernetes-upgrade", "home-reboot-k8s-5", "home-api-ready"):
+        assert f"command:local:Command {step}" in tree
+    mmd = report.mermaid(home).splitlines()
+    ids = {line.split('"', 2)[1].split("<br/>")[0]: line.split("[", 1)[0].strip() for line in mmd if "<br/>" in line}
+    chain = ["home-upgrade-k8s-0", "home-upgrade-k8s-1", "home-upgrade-k8s-2"]
+    for before, after in zip(chain, chain[1:], strict=False):
+        assert f"  {ids[after]} --> {ids[before]}" in mmd
+    assert f"  {ids['home-kubernetes-upgrade']} --> {ids['home-upgrade-k8s-5']}" in mmd
+    assert f"  {ids['home-reboot-k8s-1']} --> {ids['home-reboot-k8s-0']}" in mmd
+
+
 def test_edges_follow_dependencies(home: offline.Capture) -> None:
     edges = set(report.edges(home))
     assert ("home-apply-k8s-1", "home-apply-k8s-0") in edges
