@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import subprocess
@@ -105,7 +106,7 @@ def test_tree_and_pictures_show_the_day2_steps_in_their_order(home: offline.Capt
     mmd = report.mermaid(home).splitlines()
     ids = {line.split('"', 2)[1].split("<br/>")[0]: line.split("[", 1)[0].strip() for line in mmd if "<br/>" in line}
     chain = ["home-upgrade-k8s-0", "home-upgrade-k8s-1", "home-upgrade-k8s-2"]
-    for before, after in zip(chain, chain[1:], strict=False):
+    for before, after in itertools.pairwise(chain):
         assert f"  {ids[after]} --> {ids[before]}" in mmd
     assert f"  {ids['home-kubernetes-upgrade']} --> {ids['home-upgrade-k8s-5']}" in mmd
     assert f"  {ids['home-reboot-k8s-1']} --> {ids['home-reboot-k8s-0']}" in mmd
