@@ -291,6 +291,33 @@ talos_secrets_marked_secret = ResourceValidationPolicy(
 )
 
 
+# --- talos-apply-resets-gracefully ----------------------------------------------------------
+# Mandatory: ConfigurationApply's on_destroy is a no-op unless reset is set, so a node
+# removed from the inventory would stay an etcd member; graceful makes the reset cordon,
+# drain and leave etcd first. The value must already be in state when the removal comes
+# (terraform-provider-talos, on_destroy docs), so every apply carries it from the start.
+
+
+def _apply_resets(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != TALOS_APPLY:
+        return
+    on_destroy = args.props.get("onDestroy")
+    if _unknown(on_destroy):
+        return
+    wanted = {"reset": True, "graceful": True}
+    got = {k: (on_destroy or {}).get(k) for k in wanted}
+    if got != wanted:
+        report(f"{args.name}: onDestroy must be {{reset: true, graceful: true}} (got {on_destroy or 'none'})", None)
+
+
+talos_apply_resets_gracefully = ResourceValidationPolicy(
+    name="talos-apply-resets-gracefully",
+    description="A Talos config apply resets its node gracefully (cordon, drain, leave etcd) when it is removed.",
+    validate=_apply_resets,
+    enforcement_level=EnforcementLevel.MANDATORY,
+)
+
+
 # --- kubernetes-secret-values-secret --------------------------------------------------------
 # Remediate: a validation sees values decrypted and cannot tell plaintext from
 # secret, but a remediation sees the Secret markers and can fix the state
@@ -554,6 +581,7 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
     no_floating_images,
     protect_cluster_state,
     talos_secrets_marked_secret,
+    talos_apply_resets_gracefully,
     kubernetes_secret_values_secret,
     credential_outputs_secret,
     odd_control_planes,

@@ -228,6 +228,26 @@ def test_cluster_state_must_be_protected(type_, props):
     assert len(found) == 1 and "protect=True" in found[0]
 
 
+@pytest.mark.parametrize(
+    ("on_destroy", "ok"),
+    [
+        ({"reset": True, "graceful": True, "reboot": False}, True),
+        ({"reset": True, "graceful": True}, True),
+        ({"reset": True, "graceful": False}, False),
+        ({"graceful": True}, False),
+        (None, False),
+    ],
+)
+def test_talos_applies_reset_gracefully(on_destroy, ok):
+    props = {"node": "10.0.10.14", "applyMode": "auto"}
+    if on_destroy is not None:
+        props["onDestroy"] = on_destroy
+    found = check(rules.talos_apply_resets_gracefully, args(rules.TALOS_APPLY, props))
+    assert (found == []) is ok
+    if not ok:
+        assert "onDestroy must be {reset: true, graceful: true}" in found[0]
+
+
 def test_other_resources_need_no_protection():
     assert check(rules.protect_cluster_state, args(rules.HELM_CHART_V4, {"chart": "cilium", "version": "1.0.0"})) == []
 
