@@ -301,6 +301,25 @@ noout_unset() {
 }
 is_osd_node() { [[ "$OSD_NODE" == true ]]; }
 
+# Around one node going down ($1: "upgrading", "rebooting"): the cluster is whole and,
+# on an OSD node, Ceph HEALTH_OK with noout set before; healthy again, noout unset and
+# HEALTH_OK after (noout itself is a HEALTH_WARN, so it goes first).
+node_going_down() {
+  if is_osd_node; then use_kubeconfig; fi
+  health_gate "before $1 $NODE_NAME"
+  if is_osd_node; then
+    wait_ceph_ok "before $1"
+    noout_set
+  fi
+}
+node_back() {
+  health_gate "after $1 $NODE_NAME"
+  if is_osd_node; then
+    noout_unset
+    wait_ceph_ok "after $1"
+  fi
+}
+
 # The target this step reached last time (last marker line of the previous stdout).
 previous_target() {
   printf '%s\n' "${PULUMI_COMMAND_STDOUT:-}" | sed -n 's/^homelab-step-target: //p' | tail -n 1
@@ -422,21 +441,12 @@ def upgrade_node() -> Step:
 """
         + _skip_if_reached("TALOS_IMAGE")
         + """use_talosconfig
-if is_osd_node; then use_kubeconfig; fi
-health_gate "before upgrading $NODE_NAME"
-if is_osd_node; then
-  wait_ceph_ok "before upgrading"
-  noout_set
-fi
+node_going_down upgrading
 log "$(who): talosctl upgrade --image $TALOS_IMAGE"
 bounded $((UPGRADE_TIMEOUT + DRAIN_TIMEOUT + CALL_TIMEOUT)) talosctl --nodes "$NODE_ADDRESS" upgrade \\
   --image "$TALOS_IMAGE" --wait --timeout "${UPGRADE_TIMEOUT}s" --drain-timeout "${DRAIN_TIMEOUT}s" \\
   || fail "talosctl upgrade to $TALOS_IMAGE failed or did not finish within ${UPGRADE_TIMEOUT}s"
-health_gate "after upgrading $NODE_NAME"
-if is_osd_node; then
-  noout_unset
-  wait_ceph_ok "after upgrading"
-fi
+node_back upgrading
 log "$(who): upgraded to $TALOS_IMAGE"
 record_target "$TALOS_IMAGE"
 """
@@ -479,21 +489,12 @@ fi
 """
         + _skip_if_reached("CONFIG_HASH")
         + """use_talosconfig
-if is_osd_node; then use_kubeconfig; fi
-health_gate "before rebooting $NODE_NAME"
-if is_osd_node; then
-  wait_ceph_ok "before rebooting"
-  noout_set
-fi
+node_going_down rebooting
 log "$(who): talosctl reboot (staged config)"
 bounded $((REBOOT_TIMEOUT + DRAIN_TIMEOUT + CALL_TIMEOUT)) talosctl --nodes "$NODE_ADDRESS" reboot \\
   --wait --timeout "${REBOOT_TIMEOUT}s" --drain --drain-timeout "${DRAIN_TIMEOUT}s" \\
   || fail "talosctl reboot failed or the node was not back within ${REBOOT_TIMEOUT}s"
-health_gate "after rebooting $NODE_NAME"
-if is_osd_node; then
-  noout_unset
-  wait_ceph_ok "after rebooting"
-fi
+node_back rebooting
 log "$(who): rebooted into its staged config"
 record_target "$CONFIG_HASH"
 """
