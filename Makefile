@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK ?= home
 
-.PHONY: help plan test lint typecheck unit schema talos-schema validate bench kubeconfig talosconfig preview up clean
+.PHONY: help plan diff test lint typecheck unit schema talos-schema validate bench kubeconfig talosconfig preview up clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -17,6 +17,11 @@ $(VENV)/.installed: requirements.txt
 
 plan: $(VENV)/.installed ## offline plan of Pulumi.$(STACK).yaml under Pulumi's mocks (no CLI, no network)
 	$(PY) -m plan --stack $(STACK)
+
+# BASE: the git ref to compare with; empty: the merge base with origin/main (HEAD without one).
+BASE ?=
+diff: $(VENV)/.installed ## what the working tree changes against BASE: Pulumi graph, nodes, Flux tree (build/diff/)
+	$(PY) -m plan.diff --stack $(STACK) $(if $(BASE),--base $(BASE))
 
 test: lint typecheck unit ## ruff, mypy and pytest
 

@@ -3,7 +3,7 @@
 Runs the program under mocks for ``Pulumi.<stack>.yaml``, prints the resource
 tree grouped by component, and writes ``build/plan/<stack>/``:
 
-- ``graph.json``: every resource (type, name, parent, dependencies, inputs with
+- ``graph.json``: every resource (URN, type, name, parent, dependencies, inputs with
   secrets as ``[secret]``), the invokes and the stack outputs;
 - ``talos/<node>.yaml``: the merged Talos patches of each node;
 - ``graph.dot`` and ``graph.mmd`` (Mermaid), plus ``graph.svg`` when Graphviz is installed.
@@ -63,6 +63,7 @@ def graph_json(capture: offline.Capture) -> dict[str, Any]:
         "stack": capture.stack,
         "resources": [
             {
+                "urn": r.urn,
                 "type": r.type,
                 "name": r.name,
                 "parent": known[r.parent].name if r.parent in known else None,
