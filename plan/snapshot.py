@@ -17,8 +17,9 @@ written.
 
 Both sides run from one server process (``--serve``): it imports the SDKs the
 program uses (:data:`PRELOAD`, all from the same virtualenv) once and forks a
-child per side, so the two plans share that start-up time and, copy-on-write,
-its memory; the tree's own modules are imported in each child only.
+child per side (one after the other unless ``--jobs 2``), so the two plans share
+that start-up time and, copy-on-write, its memory; the tree's own modules are
+imported in each child only.
 
 This file imports nothing from the project at module level: it is run by path
 inside other trees, and imported by :mod:`plan.diff` for its helpers.
@@ -27,6 +28,7 @@ inside other trees, and imported by :mod:`plan.diff` for its helpers.
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import hmac
 import importlib
@@ -52,12 +54,19 @@ EXIT_UNPLANNABLE = 3
 GET_CONFIGURATION = "talos:machine/getConfiguration:getConfiguration"
 # Generation inputs of a node's machine config besides the patches (talosctl gen config's own).
 GENERATION_ARGS = ("clusterName", "machineType", "clusterEndpoint", "talosVersion", "kubernetesVersion")
-# Third-party modules the program imports, loaded once by the server before it forks
-# (the SDKs take most of a plan's start-up); a name that is not installed is skipped.
+# Third-party modules the program imports, loaded once by the server before it forks (the SDKs
+# take most of a plan's start-up): ``module`` or ``module:attribute`` (reached as the program
+# reaches it, so lazily loaded parts load too). Only packages, never one of their submodules
+# first: the generated SDKs import their submodules in their own order. A name that is not
+# installed is skipped.
 PRELOAD = (
+    "runpy",
+    "zoneinfo",
     "yaml",
-    "pydantic",
     "semver",
+    "pydantic:BaseModel",
+    "pydantic:Field",
+    "pydantic:model_validator",
     "pulumi",
     "pulumi.runtime.mocks",
     "pulumi.runtime.stack",
@@ -65,6 +74,7 @@ PRELOAD = (
     "pulumi_kubernetes.meta.v1",
     "pulumi_kubernetes.helm.v4",
     "pulumi_kubernetes.apiextensions.v1",
+    "pulumi_kubernetes.apiextensions:CustomResource",
     "pulumi_kubernetes.storage.v1",
     "pulumi_onepassword",
     "pulumiverse_talos.client",
@@ -192,18 +202,32 @@ def node_configs(invokes: list[dict[str, Any]]) -> dict[str, str]:
     return out
 
 
-def serve(jobs: list[tuple[Path, str, Path]]) -> dict[str, int]:
+def serve(jobs: list[tuple[Path, str, Path]], parallel: int = 1) -> dict[str, int]:
     """Preload the SDKs, fork one child per (tree, stack, out) job; each child's exit status by ``out``.
 
-    A child's stderr goes to ``<out>.err``.
+    At most ``parallel`` children run at once. A child's stderr goes to ``<out>.err``.
     """
-    for name in PRELOAD:
+    for entry in PRELOAD:
+        name, _, attribute = entry.partition(":")
         try:
-            importlib.import_module(name)
-        except ImportError:
+            module = importlib.import_module(name)
+            if attribute:
+                getattr(module, attribute)
+        except (ImportError, AttributeError):
             continue
+    # Objects that exist now are never collected in the children: the collector then does not
+    # write to their pages, which stay shared (Python's gc.freeze documentation, "before fork").
+    gc.freeze()
     pids: dict[int, Path] = {}
+    status: dict[str, int] = {}
+
+    def reap() -> None:
+        pid, code = os.wait()
+        status[str(pids.pop(pid))] = os.waitstatus_to_exitcode(code)
+
     for tree, stack, out in jobs:
+        while len(pids) >= max(1, parallel):
+            reap()
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
@@ -219,10 +243,8 @@ def serve(jobs: list[tuple[Path, str, Path]]) -> dict[str, int]:
                 sys.stderr.flush()
                 os._exit(code)
         pids[pid] = out
-    status = {}
-    for pid, out in pids.items():
-        _, code = os.waitpid(pid, 0)
-        status[str(out)] = os.waitstatus_to_exitcode(code)
+    while pids:
+        reap()
     return status
 
 
@@ -233,13 +255,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack", default="home")
     parser.add_argument("--out", type=Path, help="snapshot file to write")
     parser.add_argument("--serve", nargs="+", metavar="TREE:STACK:OUT", help="plan each job in a forked child")
+    parser.add_argument("--jobs", type=int, default=1, help="with --serve: children at once")
     args = parser.parse_args(argv)
     if args.serve:
         jobs = []
         for job in args.serve:
             tree, stack, out = job.rsplit(":", 2)
             jobs.append((Path(tree), stack, Path(out)))
-        print(json.dumps(serve(jobs)))
+        print(json.dumps(serve(jobs, args.jobs)))
         return 0
     if args.tree is None or args.out is None:
         parser.error("--tree and --out are required without --serve")
