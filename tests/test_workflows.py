@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from plan import yaml12
+from plan.diff import COMMENT_MARKER
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -61,7 +62,7 @@ def all_workflows() -> list[Path]:
 
 
 def test_workflows_present():
-    assert {p.name for p in all_workflows()} >= {"preview.yaml", "test.yaml"}
+    assert {p.name for p in all_workflows()} >= {"preview.yaml", "test.yaml", "plan-comment.yaml"}
 
 
 def test_actionlint_passes():
@@ -139,7 +140,8 @@ def test_preview_plan_job_needs_no_secrets():
     job = wf["jobs"]["plan"]
     assert "if" not in job, "the offline plan runs for every PR, forks included"
     assert re.search(r"^make plan\b", runs(job), re.M)
-    upload = uses(job, "actions/upload-artifact")
+    (upload,) = [s for s in steps(job) if s.get("with", {}).get("name") == "plan-home"]
+    assert upload["uses"].startswith("actions/upload-artifact@")
     assert upload["with"]["path"] == "build/plan/home" and upload["if"] == "always()"
     assert "secrets." not in PREVIEW.read_text().split("\n  preview:")[0], "the plan job must not read secrets"
 
@@ -159,3 +161,50 @@ def test_test_workflow_runs_make_test_on_pushes_and_prs():
     (job,) = wf["jobs"].values()
     assert re.search(r"^make test$", runs(job), re.M)
     assert "secrets." not in TEST.read_text()
+
+
+COMMENT = WORKFLOWS / "plan-comment.yaml"
+
+
+def test_plan_job_diffs_against_the_pull_request_base():
+    job = load(PREVIEW)["jobs"]["plan"]
+    checkout = uses(job, "actions/checkout")
+    assert checkout["with"]["fetch-depth"] == 0, "the base commit must be in the clone"
+    (step,) = [s for s in steps(job) if "make diff" in str(s.get("run", ""))]
+    assert re.search(r'^make diff STACK=home BASE="\$BASE_SHA"$', step["run"], re.M)
+    assert step["env"]["BASE_SHA"] == "${{ github.event.pull_request.base.sha }}"
+    assert 'cat build/diff/home/diff.md >> "$GITHUB_STEP_SUMMARY"' in step["run"]
+    # The comment workflow needs the PR's number and the commit that was planned.
+    assert step["env"]["PR_NUMBER"] == "${{ github.event.pull_request.number }}"
+    assert step["env"]["HEAD_SHA"] == "${{ github.event.pull_request.head.sha }}"
+    assert "> build/diff/home/pr-number" in step["run"] and "> build/diff/home/head-sha" in step["run"]
+    # Even when the policy pack failed the plan, the diff is written and uploaded.
+    assert step["if"] == "${{ !cancelled() }}"
+    (upload,) = [s for s in steps(job) if s.get("with", {}).get("name") == "plan-diff"]
+    assert upload["uses"].startswith("actions/upload-artifact@") and upload["with"]["path"] == "build/diff/home"
+    assert steps(job).index(upload) > steps(job).index(step)
+
+
+def test_comment_workflow_posts_the_uploaded_diff_without_running_pull_request_code():
+    wf = load(COMMENT)
+    trigger = wf["on"]["workflow_run"]
+    assert trigger["workflows"] == [load(PREVIEW)["name"]] and trigger["types"] == ["completed"]
+    assert wf["permissions"] == {}, "nothing by default; the job asks for what it needs"
+    (job,) = wf["jobs"].values()
+    assert job["permissions"] == {"actions": "read", "pull-requests": "write"}
+    assert "github.event.workflow_run.event == 'pull_request'" in job["if"]
+    # Never checks out or runs the pull request's code: only the artifact, as data.
+    assert not [s for s in steps(job) if str(s.get("uses", "")).startswith("actions/checkout@")]
+    assert not [s for s in steps(job) if "run" in s]
+    download = uses(job, "actions/download-artifact")["with"]
+    assert download["name"] == "plan-diff"
+    assert download["run-id"] == "${{ github.event.workflow_run.id }}"
+    script = uses(job, "actions/github-script")
+    body = script["with"]["script"]
+    # One comment, found by the report's first line and edited.
+    assert f"const marker = '{COMMENT_MARKER}';" in body
+    assert "updateComment" in body and "createComment" in body
+    # The PR number from the artifact is believed only for the commit the run planned.
+    assert script["env"]["RUN_HEAD_SHA"] == "${{ github.event.workflow_run.head_sha }}"
+    assert "pr.head.sha !== head" in body and "planned !== head" in body
+    assert "secrets." not in COMMENT.read_text()
