@@ -5,7 +5,7 @@ working tree is never touched) and in the working tree, each with its own code i
 its own process (:mod:`plan.snapshot`: children forked one after the other from
 a server that loaded the SDKs once; ``--jobs 2`` runs them at once, faster on
 idle cores for twice the memory), renders the Flux tree of both when
-``kubernetes/`` differs (meanwhile, in this process), and prints a Markdown report fit for a pull
+``kubernetes/`` differs (then, one tree after the other), and prints a Markdown report fit for a pull
 request comment: a summary (counts, nodes that reboot, anything destructive or
 protected), what each node goes through with its machine-config diff, the
 Pulumi resources to create, delete, replace and update, and the Flux objects
@@ -169,12 +169,13 @@ def run_diff(stack: str, base_ref: str | None, cwd: Path = ROOT, parallel: int =
                 notes.append(f"the base has no Pulumi.{stack}.yaml: every resource is new")
             proc = start_snapshots(jobs, stack, work, env, parallel)
             try:
-                flux = _flux(base_tree, cwd, commit, notes)
                 sides = finish_snapshots(proc, list(jobs), work, label)
             finally:
                 if proc.poll() is None:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
+            # After the plans, not beside them: each render runs kubectl kustomize on every core.
+            flux = _flux(base_tree, cwd, commit, notes)
         finally:
             git("worktree", "remove", "--force", str(base_tree), cwd=cwd, check=False)
     graph = graph_diff.compare(sides.get("base") or empty_snapshot(stack), sides["head"])

@@ -11,7 +11,6 @@ its YAML (HelmRelease ``spec.values`` and chart versions included); a rendered
 from __future__ import annotations
 
 import difflib
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -125,12 +124,10 @@ def chart_versions(render: flux.Render) -> dict[Key, tuple[str, str]]:
 
 
 def render_both(base: Path, head: Path) -> tuple[flux.Render, flux.Render]:
-    """Render both trees at once (each renders its Kustomizations level by level in parallel)."""
+    """Render one tree, then the other (each already builds its Kustomizations on every core)."""
     from tools import validate_kubernetes  # noqa: PLC0415 - see the import above
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        old, new = pool.map(validate_kubernetes.render, (base, head))
-    return old, new
+    return validate_kubernetes.render(base), validate_kubernetes.render(head)
 
 
 def compare(old: flux.Render, new: flux.Render) -> FluxDiff:

@@ -250,6 +250,17 @@ def test_unplannable_base_fails_with_one_line(repo: Path) -> None:
     assert line.startswith("base broken cannot be planned: invalid stack config: homelab:cluster.vip")
 
 
+def test_invalid_working_tree_prints_its_config_errors(repo: Path) -> None:
+    try:
+        edit_stack(repo, lambda config: config["homelab:nodes"][1].update(address="10.0.10.11"))
+        with pytest.raises(diff.DiffError) as info:
+            diff.run_diff("home", "HEAD", cwd=repo)
+    finally:
+        git(repo, "checkout", "-q", "--", ".")
+    assert info.value.code == 2
+    assert info.value.lines == ["homelab:nodes[1].address: 10.0.10.11 is already used by node k8s-0"]
+
+
 def test_unknown_base_ref_fails_with_one_line(repo: Path) -> None:
     with pytest.raises(diff.DiffError) as info:
         diff.run_diff("home", "no-such-ref", cwd=repo)
