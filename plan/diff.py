@@ -333,6 +333,7 @@ def _pulumi_section(result: Result) -> list[str]:
             flag = " 🔒 protected" if r.protect else ""
             body.append(f"- {_kind(r.type)} {_code(r.name)}{flag}")
             body += [f"  - replaces: {reason}" for reason in r.replace_reasons]
+            body += [f"  - {r.note}"] if r.note else []
             body += [f"  - {_code(c.text())}" for c in r.changes]
         lines += [f"#### {title} ({len(items)})", "", *_details(f"{len(items)} to {action}", body), ""]
     if g.outputs:

@@ -120,12 +120,17 @@ class NodeStep:
     name: str
     """Logical name with ``{cluster}`` and ``{node}`` (no ``{node}``: cluster-wide)."""
     actions: dict[str, tuple[str, str]]
+    target: tuple[str, ...] = ()
+    """Input paths whose change makes an update act (empty: any change does)."""
 
 
 # The names the Talos layer gives its per-node resources (issue 11's day-2 steps), in one table.
-# A Command runs `create` when created, `update` when its triggers change, `delete` when deleted.
-# A ConfigurationApply without on_destroy.reset leaves the node as it is when deleted
-# (terraform-provider-talos v0.11.0 talos_machine_configuration_apply_resource.go, Delete).
+# pulumi-command runs a Command's `update` when any input changes, not only its triggers, so
+# each script compares its own target (an environment variable) with the one it recorded and
+# touches no node when it is the same (components/talos_steps.py: upgrade_node, reboot_node,
+# upgrade_k8s); `create` only records the target. A ConfigurationApply without
+# on_destroy.reset leaves the machine as it is when deleted (terraform-provider-talos v0.11.0
+# talos_machine_configuration_apply_resource.go, Delete).
 NODE_STEPS: tuple[NodeStep, ...] = (
     NodeStep(
         APPLY,
@@ -140,34 +145,28 @@ NODE_STEPS: tuple[NodeStep, ...] = (
     NodeStep(
         COMMAND,
         "{cluster}-upgrade-{node}",
-        {
-            "create": ("upgrade step created (its create script runs)", NO_REBOOT),
-            "update": ("Talos upgrade (talosctl upgrade: reboots into the new image)", REBOOTS),
-            "delete": ("upgrade step removed (its delete script runs)", NO_REBOOT),
-        },
+        {"update": ("Talos upgrade (talosctl upgrade: drains, reboots into the new image)", REBOOTS)},
+        target=("environment.TALOS_IMAGE",),
     ),
     NodeStep(
         COMMAND,
         "{cluster}-reboot-{node}",
-        {
-            "create": ("reboot step created (its create script runs)", NO_REBOOT),
-            "update": ("reboot (the staged config takes effect)", REBOOTS),
-            "delete": ("reboot step removed (its delete script runs)", NO_REBOOT),
-        },
+        {"update": ("reboot if its apply was staged (talosctl reboot: the staged config takes effect)", MAY_REBOOT)},
+        target=("environment.CONFIG_HASH",),
     ),
     NodeStep(
         COMMAND,
         "{cluster}-upgrade-k8s",
         {
-            "create": ("Kubernetes upgrade step created (its create script runs)", NO_REBOOT),
             "update": (
                 "Kubernetes upgrade (talosctl upgrade-k8s: control planes one by one, then kubelets)",
                 NO_REBOOT,
-            ),
-            "delete": ("Kubernetes upgrade step removed (its delete script runs)", NO_REBOOT),
+            )
         },
+        target=("environment.KUBERNETES_VERSION",),
     ),
 )
+SAME_TARGET = "no node touched: its script sees the target it already reached"
 APPLY_MODE_NOTE = (
     "config applied in place: whether a change needs a reboot is decided by Talos on the node; "
     "with staged_if_needing_reboot such a change is staged and takes effect at the next reboot"
@@ -221,10 +220,14 @@ class ResourceChange:
     replace_reasons: list[str] = field(default_factory=list)
     destroys: str = ""
     """What a delete or replace destroys (empty: nothing irreversible known)."""
+    note: str = ""
+    """What the change does not do (a day-2 step whose target is unchanged)."""
 
     def as_json(self) -> dict[str, Any]:
         """JSON form."""
         out: dict[str, Any] = {"urn": self.urn, "type": self.type, "name": self.name, "action": self.action}
+        if self.note:
+            out["note"] = self.note
         if self.protect:
             out["protect"] = True
         if self.changes:
@@ -416,7 +419,13 @@ def _nodes(
         if found is None:
             continue
         step, node = found
-        text, reboot = step.actions.get(change.action, (change.action, NO_REBOOT))
+        if change.action not in step.actions:
+            continue  # a step's create only records its target; a step's delete touches no node
+        acts = any(_under(c.path, t) for c in change.changes for t in step.target)
+        if change.action == "update" and step.target and not acts:
+            change.note = SAME_TARGET
+            continue
+        text, reboot = step.actions[change.action]
         inputs = by_urn[change.urn].get("inputs") or {}
         text = text.format(
             mode=inputs.get("applyMode") or "auto",

@@ -335,31 +335,42 @@ def test_secret_compared_by_fingerprint_only() -> None:
 def test_day2_steps_are_read_from_the_resource_names() -> None:
     apply, command = graph_diff.APPLY, graph_diff.COMMAND
     reset = {"node": "10.0.10.14", "onDestroy": {"reset": True, "graceful": True}}
+    old_talosconfig, new_talosconfig = {"TALOSCONFIG_DATA": "a"}, {"TALOSCONFIG_DATA": "b"}
     base = snap(
         res("home-apply-k8s-0", apply, {"node": "10.0.10.11"}),
+        res("home-apply-k8s-1", apply, {"node": "10.0.10.12"}),
         res("home-apply-k8s-3", apply, reset),
-        res("home-upgrade-k8s-0", command, {"triggers": ["v1.13.8"]}),
-        res("home-reboot-k8s-0", command, {"triggers": ["a"]}),
-        res("home-upgrade-k8s", command, {"triggers": ["v1.35.3"]}),
+        res("home-upgrade-k8s-0", command, {"environment": {"TALOS_IMAGE": "i:v1.13.8", **old_talosconfig}}),
+        res("home-upgrade-k8s-1", command, {"environment": {"TALOS_IMAGE": "i:v1.13.8", **old_talosconfig}}),
+        res("home-reboot-k8s-0", command, {"environment": {"CONFIG_HASH": "a"}}),
+        res("home-upgrade-k8s", command, {"environment": {"KUBERNETES_VERSION": "v1.35.3"}}),
     )
     head = snap(
         res("home-apply-k8s-0", apply, {"node": "10.0.10.11"}),
-        res("home-upgrade-k8s-0", command, {"triggers": ["v1.13.9"]}),
-        res("home-reboot-k8s-0", command, {"triggers": ["b"]}),
-        res("home-upgrade-k8s", command, {"triggers": ["v1.35.4"]}),
+        res("home-apply-k8s-1", apply, {"node": "10.0.10.12"}),
+        res("home-upgrade-k8s-0", command, {"environment": {"TALOS_IMAGE": "i:v1.13.9", **new_talosconfig}}),
+        # Only the talosconfig changed: update runs, the script sees its target reached.
+        res("home-upgrade-k8s-1", command, {"environment": {"TALOS_IMAGE": "i:v1.13.8", **new_talosconfig}}),
+        res("home-reboot-k8s-0", command, {"environment": {"CONFIG_HASH": "b"}}),
+        res("home-upgrade-k8s", command, {"environment": {"KUBERNETES_VERSION": "v1.35.4"}}),
     )
     result = graph_diff.compare(base, head)
     nodes = {n.node: n for n in result.nodes}
     assert nodes["k8s-0"].steps == [
-        "reboot (the staged config takes effect)",
-        "Talos upgrade (talosctl upgrade: reboots into the new image)",
+        "reboot if its apply was staged (talosctl reboot: the staged config takes effect)",
+        "Talos upgrade (talosctl upgrade: drains, reboots into the new image)",
     ]
     assert nodes["k8s-0"].reboot == graph_diff.REBOOTS
+    assert "k8s-1" not in nodes
+    untouched = [r for r in result.resources if r.name == "home-upgrade-k8s-1"]
+    assert [(r.action, r.note) for r in untouched] == [("update", graph_diff.SAME_TARGET)]
     assert nodes["k8s-3"].steps == [graph_diff.RESET] and nodes["k8s-3"].reboot == graph_diff.RESET
     assert result.cluster_steps == [graph_diff.NODE_STEPS[3].actions["update"][0]]
     report = Result("home", "HEAD", "0" * 40, result, flux_diff.FluxDiff([], 0, 0, []), [], 0)
     assert any("node `k8s-3`: reset" in w for w in diff.warnings(report))
-    assert "- **Nodes reset**: k8s-3" in diff.markdown(report)
+    text = diff.markdown(report)
+    assert "- **Nodes reset**: k8s-3" in text and "- **Nodes that reboot**: k8s-0" in text
+    assert f"  - {graph_diff.SAME_TARGET}" in text
 
 
 def test_snapshot_fingerprints_need_the_key() -> None:
