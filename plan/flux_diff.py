@@ -163,7 +163,7 @@ def compare(old: flux.Render, new: flux.Render) -> FluxDiff:
             )
         chart = ""
         if action == "changed" and old_charts.get(key) != new_charts.get(key):
-            chart = f"{old_charts.get(key, '?')} → {new_charts.get(key, '?')}"
+            chart = chart_change(old_charts.get(key), new_charts.get(key))
         changes.append(
             ObjectChange(
                 ref=built.ref(),

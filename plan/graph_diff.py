@@ -37,6 +37,10 @@ def _semver(version: Any) -> tuple[int, ...]:
     return tuple(int(n) for n in numbers[:3])
 
 
+def _changed_value(old: Any, new: Any) -> bool:
+    return old is not MISSING and new is not MISSING and old != new
+
+
 def _downgrade(old: Any, new: Any) -> bool:
     return old is not MISSING and new is not MISSING and _semver(new) < _semver(old)
 
@@ -87,6 +91,13 @@ REPLACE_RULES: tuple[ReplaceRule, ...] = (
         "pulumi-kubernetes provider/pkg/provider/diff.go (forceNew: core/v1 PersistentVolumeClaim)",
     ),
     ReplaceRule(
+        "pulumi:providers:kubernetes",
+        ("clusterIdentifier",),
+        "a changed clusterIdentifier replaces the provider (setting or removing it does not)",
+        "pulumi-kubernetes provider/pkg/provider/provider.go (DiffConfig)",
+        when=_changed_value,
+    ),
+    ReplaceRule(
         "talos:machine/secrets:Secrets",
         ("talosVersion",),
         "a lower talos_version regenerates the machine secrets (a new cluster PKI)",
@@ -99,6 +110,7 @@ REPLACE_RULES: tuple[ReplaceRule, ...] = (
 # What deleting (or replacing) a resource of these types destroys.
 DESTRUCTIVE: dict[str, str] = {
     APPLY: "node reset",
+    "pulumi:providers:kubernetes": "every Kubernetes object it manages (replaced with it)",
     "talos:machine/secrets:Secrets": "new Talos machine secrets: every node config and client credential changes",
     "talos:machine/bootstrap:Bootstrap": "etcd bootstrap runs again",
     "kubernetes:ceph.rook.io/v1:CephCluster": "the Ceph cluster and the data on its OSDs",

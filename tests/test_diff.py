@@ -120,10 +120,15 @@ def several(repo: Path) -> None:
 
 
 def helm_value(repo: Path) -> None:
+    """A HelmRelease value, and a chart bumped in the OCIRepository another release's chartRef names."""
     release = repo / "kubernetes/apps/ai/ollama/app/helmrelease.yaml"
     text = release.read_text()
     assert "value: 24h" in text
     release.write_text(text.replace("value: 24h", "value: 12h"))
+    source = repo / "kubernetes/apps/actions-runner-system/controller/app/ocirepository.yaml"
+    text = source.read_text()
+    assert "tag: 0.12.1" in text
+    source.write_text(text.replace("tag: 0.12.1", "tag: 0.12.2"))
 
 
 def unchanged(repo: Path) -> None:
@@ -218,11 +223,23 @@ def test_helm_release_value_change_is_a_flux_diff(scenario: Callable[..., Result
     result = scenario("helm", helm_value)
     assert result.graph.resources == []
     assert result.flux.rendered and result.flux.problems == []
-    (change,) = result.flux.objects
-    assert change.ref == "HelmRelease ai/ollama" and change.action == "changed"
+    changes = {o.ref: o for o in result.flux.objects}
+    assert sorted(changes) == [
+        "HelmRelease actions-runner-system/actions-runner-controller",
+        "HelmRelease ai/ollama",
+        "OCIRepository actions-runner-system/gha-runner-scale-set-controller",
+    ]
+    assert {o.action for o in result.flux.objects} == {"changed"}
+    bumped = changes["HelmRelease actions-runner-system/actions-runner-controller"]
+    assert bumped.chart == "gha-runner-scale-set-controller 0.12.1 → 0.12.2" and bumped.diff == []
+    assert "-    tag: 0.12.1" in changes["OCIRepository actions-runner-system/gha-runner-scale-set-controller"].diff
+    change = changes["HelmRelease ai/ollama"]
     assert change.file == "kubernetes/apps/ai/ollama/app/helmrelease.yaml"
+    assert change.chart == "", "the chart version did not change"
     assert "-      value: 24h" in change.diff and "+      value: 12h" in change.diff
-    assert "- **Flux**: 1 changed" in diff.markdown(result)
+    text = diff.markdown(result)
+    assert "- **Flux**: 3 changed" in text
+    assert "- **Charts**: HelmRelease actions-runner-system/actions-runner-controller: " in text
 
 
 def test_cli_writes_the_report_and_prints_it(repo: Path) -> None:
@@ -322,6 +339,17 @@ def test_kubernetes_rename_is_a_replace_and_a_label_an_update() -> None:
     assert change.action == "update" and change.destroys == ""
 
 
+def test_kubernetes_provider_replaced_only_when_its_cluster_identifier_changes() -> None:
+    provider = "pulumi:providers:kubernetes"
+    unset = snap(res("kubernetes", provider, {"kubeconfig": snapshot.REDACTED}))
+    home = snap(res("kubernetes", provider, {"kubeconfig": snapshot.REDACTED, "clusterIdentifier": "home"}))
+    lab = snap(res("kubernetes", provider, {"kubeconfig": snapshot.REDACTED, "clusterIdentifier": "lab"}))
+    (change,) = graph_diff.compare(unset, home).resources
+    assert change.action == "update", "setting it is on-boarding, not a replacement"
+    (change,) = graph_diff.compare(home, lab).resources
+    assert change.action == "replace" and change.destroys == graph_diff.DESTRUCTIVE[provider]
+
+
 def test_secret_compared_by_fingerprint_only() -> None:
     sec = "kubernetes:core/v1:Secret"
     base = snap(res("s", sec, {"data": snapshot.REDACTED}, secrets={"data": "aa"}))
@@ -382,3 +410,11 @@ def test_snapshot_fingerprints_need_the_key() -> None:
     other = snapshot.secret_fingerprints(value, bytes.fromhex("01" * 32), rpc.is_rpc_secret, offline.plain)
     assert other["b"] != prints["b"], "another run's key gives another fingerprint"
     assert "v" not in json.dumps(prints)
+
+
+def test_chart_change_reads_as_chart_and_versions() -> None:
+    assert flux_diff.chart_change(("ollama", "1.34.0"), ("ollama", "1.35.0")) == "ollama 1.34.0 → 1.35.0"
+    assert flux_diff.chart_change(("volsync", "0.13.1"), ("volsync-fork", "0.18.5")) == (
+        "volsync 0.13.1 → volsync-fork 0.18.5"
+    )
+    assert flux_diff.chart_change(None, ("ollama", "1.35.0")) == "? → ollama 1.35.0"
