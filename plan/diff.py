@@ -260,6 +260,9 @@ def warnings(result: Result) -> list[str]:
             what.append(f"destroys {r.destroys}")
         if what:
             out.append(f"- {r.action} {_kind(r.type)} {_code(r.name)}: {'; '.join(what)}")
+    if result.graph.step_warnings:
+        out.extend(f"- {w}" for w in result.graph.step_warnings)
+        out.append(f"- why: {graph_diff.REPLACED_WHY}")
     for o in result.flux.objects:
         if o.destroys:
             out.append(f"- Flux removes {_code(o.ref)}: destroys {o.destroys}")
@@ -291,7 +294,8 @@ def markdown(result: Result) -> str:
     lines += summary_lines(result)
     warn = warnings(result)
     if warn:
-        lines += ["", "> [!WARNING]", "> **Destructive or protected**", ">", *(f"> {w}" for w in warn)]
+        lines += ["", "> [!WARNING]", "> **Destructive, protected or not doing what it seems**", ">"]
+        lines += [f"> {w}" for w in warn]
     lines += ["", *_node_section(result), *_pulumi_section(result), *_flux_section(result), *_notes(result)]
     return "\n".join(lines).rstrip() + "\n"
 

@@ -98,6 +98,14 @@ REPLACE_RULES: tuple[ReplaceRule, ...] = (
         when=_changed_value,
     ),
     ReplaceRule(
+        COMMAND,
+        ("triggers",),
+        "pulumi-command marks triggers replaceOnChanges, and a resource with an update method is replaced "
+        "on such a change: the old Command's delete, then the new one's create run, not update",
+        "pulumi-command v1.2.1 provider/pkg/provider/common/inputs.go (Triggers) and pulumi-go-provider v1.3.0 "
+        "infer/resource.go (Diff: forceReplace from the schema's replaceOnChanges)",
+    ),
+    ReplaceRule(
         "talos:machine/secrets:Secrets",
         ("talosVersion",),
         "a lower talos_version regenerates the machine secrets (a new cluster PKI)",
@@ -136,14 +144,36 @@ class NodeStep:
     """Input paths whose change makes an update act (empty: any change does)."""
 
 
-# The names the Talos layer gives its per-node resources (issue 11's day-2 steps), in one table.
-# pulumi-command runs a Command's `update` when any input changes, not only its triggers, so
-# each script compares its own target (an environment variable) with the one it recorded and
-# touches no node when it is the same (components/talos_steps.py: upgrade_node, reboot_node,
-# upgrade_k8s); `create` only records the target. A ConfigurationApply without
+# The names the Talos layer gives its per-node resources (components/talos.py), in one table,
+# in the order they act on a node.
+# A day-2 step's `create` only records its target and touches no node; its `update` runs when
+# any input changes and compares the target with the recorded one, touching no node when it is
+# the same (components/talos_steps.py). The target is what `triggers` holds (the installer
+# image, the config hash, the Kubernetes version); the environment that carries it is secret as
+# a whole (it holds the talosconfig). A change of `triggers` replaces a Command, though: the
+# new one's `create` runs, not `update` (see REPLACE_RULES). A ConfigurationApply without
 # on_destroy.reset leaves the machine as it is when deleted (terraform-provider-talos v0.11.0
 # talos_machine_configuration_apply_resource.go, Delete).
+REPLACED_STEP = "step replaced, so only its create runs"
+REPLACED_WHY = (
+    "a changed `triggers` replaces a pulumi-command Command, which then runs `create`, not `update`; "
+    "the day-2 steps' create only records the target (components/talos_steps.py)"
+)
 NODE_STEPS: tuple[NodeStep, ...] = (
+    NodeStep(
+        COMMAND,
+        "{cluster}-guard-{node}",
+        {"delete": ("removal guard: refused when it would cost etcd quorum or Ceph data", NO_REBOOT)},
+    ),
+    NodeStep(
+        COMMAND,
+        "{cluster}-upgrade-{node}",
+        {
+            "update": ("Talos upgrade (talosctl upgrade: drains, reboots into the new image)", REBOOTS),
+            "replace": (f"Talos upgrade {REPLACED_STEP}: not upgraded", NO_REBOOT),
+        },
+        target=("triggers",),
+    ),
     NodeStep(
         APPLY,
         "{cluster}-apply-{node}",
@@ -156,26 +186,38 @@ NODE_STEPS: tuple[NodeStep, ...] = (
     ),
     NodeStep(
         COMMAND,
-        "{cluster}-upgrade-{node}",
-        {"update": ("Talos upgrade (talosctl upgrade: drains, reboots into the new image)", REBOOTS)},
-        target=("environment.TALOS_IMAGE",),
+        "{cluster}-settle-{node}",
+        {
+            "update": ("waits until it is back from the apply's reboot and the cluster is healthy", NO_REBOOT),
+            "replace": (f"settle {REPLACED_STEP}: nothing waits for it", NO_REBOOT),
+        },
+        target=("triggers",),
     ),
     NodeStep(
         COMMAND,
         "{cluster}-reboot-{node}",
-        {"update": ("reboot if its apply was staged (talosctl reboot: the staged config takes effect)", MAY_REBOOT)},
-        target=("environment.CONFIG_HASH",),
+        {
+            "update": ("reboot if its apply was staged (talosctl reboot: the staged config takes effect)", MAY_REBOOT),
+            "replace": (f"staged-reboot {REPLACED_STEP}: not rebooted", NO_REBOOT),
+        },
+        target=("triggers",),
     ),
     NodeStep(
         COMMAND,
-        "{cluster}-upgrade-k8s",
+        "{cluster}-cleanup-{node}",
+        {"delete": ("its Kubernetes Node is deleted after the reset", NO_REBOOT)},
+    ),
+    NodeStep(
+        COMMAND,
+        "{cluster}-kubernetes-upgrade",
         {
             "update": (
                 "Kubernetes upgrade (talosctl upgrade-k8s: control planes one by one, then kubelets)",
                 NO_REBOOT,
-            )
+            ),
+            "replace": (f"Kubernetes upgrade {REPLACED_STEP}: not upgraded", NO_REBOOT),
         },
-        target=("environment.KUBERNETES_VERSION",),
+        target=("triggers",),
     ),
 )
 SAME_TARGET = "no node touched: its script sees the target it already reached"
@@ -274,6 +316,8 @@ class GraphDiff:
     base_count: int
     head_count: int
     notes: list[str]
+    step_warnings: list[str] = field(default_factory=list)
+    """Day-2 steps that will not do what their change suggests (a replaced step does not run)."""
 
     def of(self, action: str) -> list[ResourceChange]:
         """Changes with this action."""
@@ -404,18 +448,18 @@ def compare(base: dict[str, Any], head: dict[str, Any]) -> GraphDiff:
                     _destroys(a) if reasons else "",
                 )
             )
-    nodes, cluster_steps = _nodes(base, head, changes)
+    nodes, cluster_steps, step_warnings = _nodes(base, head, changes)
     outputs = input_changes(
         {"inputs": base.get("outputs") or {}, "secrets": base.get("outputSecrets") or {}},
         {"inputs": head.get("outputs") or {}, "secrets": head.get("outputSecrets") or {}},
         fingerprinted,
     )
-    return GraphDiff(changes, nodes, cluster_steps, outputs, len(old), len(new), notes)
+    return GraphDiff(changes, nodes, cluster_steps, outputs, len(old), len(new), notes, step_warnings)
 
 
 def _nodes(
     base: dict[str, Any], head: dict[str, Any], changes: list[ResourceChange]
-) -> tuple[list[NodeChange], list[str]]:
+) -> tuple[list[NodeChange], list[str], list[str]]:
     every = base["resources"] + head["resources"]
     applies = [r for r in every if r["type"] == APPLY and "-apply-" in r["name"]]
     clusters = {r["name"].rsplit("-apply-", 1)[0] for r in applies}
@@ -423,9 +467,10 @@ def _nodes(
     old_cfg, new_cfg = base.get("nodes") or {}, head.get("nodes") or {}
     names |= set(old_cfg) | set(new_cfg)
     by_urn = {r["urn"]: r for r in every}
-    steps: dict[str, list[str]] = {n: [] for n in names}
+    ordered: dict[str, list[tuple[int, str]]] = {n: [] for n in names}
     reboots: dict[str, set[str]] = {n: set() for n in names}
     cluster_steps: list[str] = []
+    warnings: list[str] = []
     for change in changes:
         found = _match_step(change.name, change.type, clusters, names)
         if found is None:
@@ -438,6 +483,8 @@ def _nodes(
             change.note = SAME_TARGET
             continue
         text, reboot = step.actions[change.action]
+        if REPLACED_STEP in text:
+            warnings.append(f"{change.name}: {text}")
         inputs = by_urn[change.urn].get("inputs") or {}
         text = text.format(
             mode=inputs.get("applyMode") or "auto",
@@ -446,8 +493,9 @@ def _nodes(
         if node is None:
             cluster_steps.append(text)
         else:
-            steps[node].append(text)
+            ordered[node].append((NODE_STEPS.index(step), text))
             reboots[node].add(RESET if text == RESET else reboot)
+    steps = {n: [text for _, text in sorted(ordered[n], key=lambda pair: pair[0])] for n in names}
     out = []
     for node in sorted(names):
         a, b = old_cfg.get(node, ""), new_cfg.get(node, "")
@@ -465,4 +513,4 @@ def _nodes(
         if node_steps or diff:
             strongest = next((r for r in (RESET, REBOOTS, MAY_REBOOT) if r in reboots[node]), NO_REBOOT)
             out.append(NodeChange(node, node_steps, diff, strongest))
-    return out, cluster_steps
+    return out, cluster_steps, warnings

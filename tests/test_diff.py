@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -27,6 +28,25 @@ ROOT = Path(__file__).resolve().parent.parent
 COPIED = ("__main__.py", "Pulumi.yaml", "Pulumi.home.yaml", "stacks", "components", "plan", "policy", "kubernetes")
 GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", "-c", "commit.gpgsign=false"]
 STACK = ROOT / "Pulumi.home.yaml"
+
+
+def bumped(version: str) -> str:
+    """A later version than ``version`` that is no pin of this repository (its last number + 1000)."""
+    head, number = re.fullmatch(r"(.*?)(\d+)", version).groups()  # type: ignore[union-attr]
+    return f"{head}{int(number) + 1000}"
+
+
+def cilium_version() -> str:
+    return str(yaml12.load(STACK.read_text())["config"]["homelab:cilium"]["chart"]["version"])
+
+
+ARC_SOURCE = "kubernetes/apps/actions-runner-system/controller/app/ocirepository.yaml"
+
+
+def arc_tag(root: Path = ROOT) -> str:
+    found = re.search(r"^    tag: (\S+)$", (root / ARC_SOURCE).read_text(), re.M)
+    assert found, ARC_SOURCE
+    return found[1]
 
 
 def git(repo: Path, *args: str) -> str:
@@ -110,7 +130,7 @@ def several(repo: Path) -> None:
     """Independent changes at once: a chart bump, a Talos patch of all nodes, a secret input."""
 
     def change(config: dict[str, Any]) -> None:
-        config["homelab:cilium"]["chart"]["version"] = "1.19.99"
+        config["homelab:cilium"]["chart"]["version"] = bumped(config["homelab:cilium"]["chart"]["version"])
         sysctls = config["homelab:cluster"]["patches"]["all"][0]["machine"]["sysctls"]
         sysctls["fs.inotify.max_user_instances"] = "16384"
         # Another 1Password item: the sops age key Flux decrypts with changes value.
@@ -125,10 +145,9 @@ def helm_value(repo: Path) -> None:
     text = release.read_text()
     assert "value: 24h" in text
     release.write_text(text.replace("value: 24h", "value: 12h"))
-    source = repo / "kubernetes/apps/actions-runner-system/controller/app/ocirepository.yaml"
-    text = source.read_text()
-    assert "tag: 0.12.1" in text
-    source.write_text(text.replace("tag: 0.12.1", "tag: 0.12.2"))
+    source = repo / ARC_SOURCE
+    tag = arc_tag(repo)
+    source.write_text(source.read_text().replace(f"tag: {tag}", f"tag: {bumped(tag)}"))
 
 
 def unchanged(repo: Path) -> None:
@@ -153,20 +172,25 @@ def test_unchanged_tree_says_no_changes(scenario: Callable[..., Result]) -> None
 def test_added_node_is_created_and_joins(scenario: Callable[..., Result]) -> None:
     result = scenario("add", add_node)
     apply = by_name(result, "home-apply-k8s-6")
-    assert apply.action == "create"
     assert apply.type == graph_diff.APPLY
+    created = result.graph.of("create")
+    assert apply in created and all(r.name.endswith("-k8s-6") for r in created), [r.name for r in created]
     joined = node(result, "k8s-6")
     assert joined.reboot == graph_diff.REBOOTS
-    assert joined.steps == [graph_diff.NODE_STEPS[0].actions["create"][0]]
+    assert joined.steps == [next(s for s in graph_diff.NODE_STEPS if s.type == graph_diff.APPLY).actions["create"][0]]
     # Its whole machine config is new: every line added, its address in it.
     assert all(line.startswith(("+", "@@")) for line in joined.config_diff[2:])
     assert "+- address: 10.0.10.17/24" in joined.config_diff
     # The other nodes are not touched.
     assert [n.node for n in result.graph.nodes] == ["k8s-6"]
-    assert result.graph.of("delete") == [] and result.graph.of("replace") == []
+    assert result.graph.of("delete") == []
+    # Replaced: only day-2 Commands whose triggers list every node (the health check), nothing destroyed.
+    replaced = result.graph.of("replace")
+    assert all(r.type == graph_diff.COMMAND and not r.destroys for r in replaced), [r.name for r in replaced]
+    assert not [w for w in diff.warnings(result) if "k8s-6" not in w]
     text = diff.markdown(result)
     assert "- **Nodes that reboot**: k8s-6" in text
-    assert "1 to create" in text
+    assert f"{len(created)} to create" in text
 
 
 def test_removed_node_is_deleted_and_said_what_happens_to_it(scenario: Callable[..., Result]) -> None:
@@ -174,18 +198,24 @@ def test_removed_node_is_deleted_and_said_what_happens_to_it(scenario: Callable[
     apply = by_name(result, "home-apply-k8s-5")
     assert apply.action == "delete"
     gone = node(result, "k8s-5")
-    # Without on_destroy.reset the provider does nothing to the machine on delete.
-    assert gone.steps == [graph_diff.UNMANAGED]
+    # The applies carry on_destroy.reset (graceful): deleting one resets the machine.
+    assert graph_diff.RESET in gone.steps and gone.reboot == graph_diff.RESET
     assert all(line.startswith(("-", "@@")) for line in gone.config_diff[2:])
-    assert "- **Pulumi**: 1 to delete" in diff.markdown(result)
+    deleted = result.graph.of("delete")
+    assert apply in deleted and all(r.name.endswith("-k8s-5") for r in deleted)
+    text = diff.markdown(result)
+    assert "- **Pulumi**: " in text and f"{len(deleted)} to delete" in text
+    assert "- **Nodes reset**: k8s-5" in text
+    assert "> - node `k8s-5`: reset" in text
 
 
 def test_chart_bump_is_an_update_of_its_version(scenario: Callable[..., Result]) -> None:
     result = scenario("several", several)
     chart = by_name(result, "cilium-chart")
     assert chart.action == "update"
-    assert [(c.path, c.old, c.new) for c in chart.changes] == [("version", "1.19.1", "1.19.99")]
-    assert '`version: "1.19.1" → "1.19.99"`' in diff.markdown(result)
+    old = cilium_version()
+    assert [(c.path, c.old, c.new) for c in chart.changes] == [("version", old, bumped(old))]
+    assert f'`version: "{old}" → "{bumped(old)}"`' in diff.markdown(result)
 
 
 def test_talos_patch_change_is_applied_in_place_on_every_node(scenario: Callable[..., Result]) -> None:
@@ -194,7 +224,7 @@ def test_talos_patch_change_is_applied_in_place_on_every_node(scenario: Callable
     assert sorted(n.node for n in result.graph.nodes) == names
     for n in result.graph.nodes:
         assert n.reboot == graph_diff.MAY_REBOOT
-        assert n.steps == ["config applied in place (apply mode staged_if_needing_reboot)"]
+        assert "config applied in place (apply mode staged_if_needing_reboot)" in n.steps
         assert "-    fs.inotify.max_user_instances: '8192'" in n.config_diff
         assert "+    fs.inotify.max_user_instances: '16384'" in n.config_diff
         apply = by_name(result, f"home-apply-{n.node}")
@@ -230,9 +260,10 @@ def test_helm_release_value_change_is_a_flux_diff(scenario: Callable[..., Result
         "OCIRepository actions-runner-system/gha-runner-scale-set-controller",
     ]
     assert {o.action for o in result.flux.objects} == {"changed"}
-    bumped = changes["HelmRelease actions-runner-system/actions-runner-controller"]
-    assert bumped.chart == "gha-runner-scale-set-controller 0.12.1 → 0.12.2" and bumped.diff == []
-    assert "-    tag: 0.12.1" in changes["OCIRepository actions-runner-system/gha-runner-scale-set-controller"].diff
+    tag = arc_tag()
+    release = changes["HelmRelease actions-runner-system/actions-runner-controller"]
+    assert release.chart == f"gha-runner-scale-set-controller {tag} → {bumped(tag)}" and release.diff == []
+    assert f"-    tag: {tag}" in changes["OCIRepository actions-runner-system/gha-runner-scale-set-controller"].diff
     change = changes["HelmRelease ai/ollama"]
     assert change.file == "kubernetes/apps/ai/ollama/app/helmrelease.yaml"
     assert change.chart == "", "the chart version did not change"
@@ -316,12 +347,12 @@ def snap(*resources: dict[str, Any]) -> dict[str, Any]:
 
 def test_talos_secrets_replaced_only_on_a_downgrade() -> None:
     secrets = "talos:machine/secrets:Secrets"
-    base = snap(res("home-secrets", secrets, {"talosVersion": "v1.13.9"}, protect=True))
-    for version, action in (("v1.13.2", "replace"), ("v1.14.0", "update")):
+    base = snap(res("home-secrets", secrets, {"talosVersion": "v1.12.7"}, protect=True))
+    for version, action in (("v1.12.3", "replace"), ("v1.14.0", "update")):
         head = snap(res("home-secrets", secrets, {"talosVersion": version}, protect=True))
         (change,) = graph_diff.compare(base, head).resources
         assert change.action == action, version
-    head = snap(res("home-secrets", secrets, {"talosVersion": "v1.13.2"}, protect=True))
+    head = snap(res("home-secrets", secrets, {"talosVersion": "v1.12.3"}, protect=True))
     result = Result("home", "HEAD", "0" * 40, graph_diff.compare(base, head), flux_diff.FluxDiff([], 0, 0, []), [], 0)
     (warning,) = diff.warnings(result)
     assert "replace Secrets `home-secrets`: **protected**" in warning and "new Talos machine secrets" in warning
@@ -363,42 +394,78 @@ def test_secret_compared_by_fingerprint_only() -> None:
 def test_day2_steps_are_read_from_the_resource_names() -> None:
     apply, command = graph_diff.APPLY, graph_diff.COMMAND
     reset = {"node": "10.0.10.14", "onDestroy": {"reset": True, "graceful": True}}
-    old_talosconfig, new_talosconfig = {"TALOSCONFIG_DATA": "a"}, {"TALOSCONFIG_DATA": "b"}
+
+    def step(name: str, trigger: str, env: str) -> dict[str, Any]:
+        # The environment holds the talosconfig, so it is secret as a whole: only its fingerprint.
+        return res(
+            name, command, {"environment": snapshot.REDACTED, "triggers": [trigger]}, secrets={"environment": env}
+        )
+
     base = snap(
         res("home-apply-k8s-0", apply, {"node": "10.0.10.11"}),
         res("home-apply-k8s-1", apply, {"node": "10.0.10.12"}),
         res("home-apply-k8s-3", apply, reset),
-        res("home-upgrade-k8s-0", command, {"environment": {"TALOS_IMAGE": "i:v1.13.8", **old_talosconfig}}),
-        res("home-upgrade-k8s-1", command, {"environment": {"TALOS_IMAGE": "i:v1.13.8", **old_talosconfig}}),
-        res("home-reboot-k8s-0", command, {"environment": {"CONFIG_HASH": "a"}}),
-        res("home-upgrade-k8s", command, {"environment": {"KUBERNETES_VERSION": "v1.35.3"}}),
+        step("home-upgrade-k8s-0", "image-a", "e1"),
+        step("home-upgrade-k8s-1", "image-a", "e1"),
+        step("home-reboot-k8s-0", "hash-a", "e1"),
+        step("home-kubernetes-upgrade", "k8s-a", "e1"),
+        res("home-guard-k8s-3", command, {"environment": snapshot.REDACTED}),
+        res("home-cleanup-k8s-3", command, {"environment": snapshot.REDACTED}),
     )
     head = snap(
         res("home-apply-k8s-0", apply, {"node": "10.0.10.11"}),
         res("home-apply-k8s-1", apply, {"node": "10.0.10.12"}),
-        res("home-upgrade-k8s-0", command, {"environment": {"TALOS_IMAGE": "i:v1.13.9", **new_talosconfig}}),
-        # Only the talosconfig changed: update runs, the script sees its target reached.
-        res("home-upgrade-k8s-1", command, {"environment": {"TALOS_IMAGE": "i:v1.13.8", **new_talosconfig}}),
-        res("home-reboot-k8s-0", command, {"environment": {"CONFIG_HASH": "b"}}),
-        res("home-upgrade-k8s", command, {"environment": {"KUBERNETES_VERSION": "v1.35.4"}}),
+        step("home-upgrade-k8s-0", "image-b", "e2"),
+        # Only the environment changed (a new talosconfig): update runs, its script sees its target reached.
+        step("home-upgrade-k8s-1", "image-a", "e2"),
+        step("home-reboot-k8s-0", "hash-a", "e2"),
+        step("home-kubernetes-upgrade", "k8s-b", "e2"),
     )
     result = graph_diff.compare(base, head)
     nodes = {n.node: n for n in result.nodes}
-    assert nodes["k8s-0"].steps == [
-        "reboot if its apply was staged (talosctl reboot: the staged config takes effect)",
-        "Talos upgrade (talosctl upgrade: drains, reboots into the new image)",
-    ]
-    assert nodes["k8s-0"].reboot == graph_diff.REBOOTS
+    # A changed trigger replaces the Command: its create runs, which only records the target.
+    assert nodes["k8s-0"].steps == ["Talos upgrade step replaced, so only its create runs: not upgraded"]
+    assert nodes["k8s-0"].reboot == graph_diff.NO_REBOOT
+    assert by_name_in(result, "home-upgrade-k8s-0").action == "replace"
     assert "k8s-1" not in nodes
-    untouched = [r for r in result.resources if r.name == "home-upgrade-k8s-1"]
-    assert [(r.action, r.note) for r in untouched] == [("update", graph_diff.SAME_TARGET)]
-    assert nodes["k8s-3"].steps == [graph_diff.RESET] and nodes["k8s-3"].reboot == graph_diff.RESET
-    assert result.cluster_steps == [graph_diff.NODE_STEPS[3].actions["update"][0]]
+    for name in ("home-upgrade-k8s-1", "home-reboot-k8s-0"):
+        assert (by_name_in(result, name).action, by_name_in(result, name).note) == ("update", graph_diff.SAME_TARGET)
+    # In the order they act: the guard's delete, the reset, the Node's deletion.
+    assert nodes["k8s-3"].steps == [
+        "removal guard: refused when it would cost etcd quorum or Ceph data",
+        graph_diff.RESET,
+        "its Kubernetes Node is deleted after the reset",
+    ]
+    assert nodes["k8s-3"].reboot == graph_diff.RESET
+    assert result.cluster_steps == ["Kubernetes upgrade step replaced, so only its create runs: not upgraded"]
     report = Result("home", "HEAD", "0" * 40, result, flux_diff.FluxDiff([], 0, 0, []), [], 0)
-    assert any("node `k8s-3`: reset" in w for w in diff.warnings(report))
+    warnings = diff.warnings(report)
+    assert any("node `k8s-3`: reset" in w for w in warnings)
+    assert "- home-upgrade-k8s-0: Talos upgrade step replaced, so only its create runs: not upgraded" in warnings
+    assert f"- why: {graph_diff.REPLACED_WHY}" in warnings
     text = diff.markdown(report)
-    assert "- **Nodes reset**: k8s-3" in text and "- **Nodes that reboot**: k8s-0" in text
+    assert "- **Nodes reset**: k8s-3" in text
     assert f"  - {graph_diff.SAME_TARGET}" in text
+
+
+def test_day2_update_acts_when_its_target_changes() -> None:
+    # Should a step carry its target without replacing on it (no triggers), its update does the work.
+    command = graph_diff.COMMAND
+    base = snap(
+        res("home-apply-k8s-0", graph_diff.APPLY, {"node": "10.0.10.11"}),
+        res("home-reboot-k8s-0", command, {"environment": {"CONFIG_HASH": "a"}}),
+    )
+    head = snap(
+        res("home-apply-k8s-0", graph_diff.APPLY, {"node": "10.0.10.11"}),
+        res("home-reboot-k8s-0", command, {"environment": {"CONFIG_HASH": "b"}}),
+    )
+    (change,) = graph_diff.compare(base, head).resources
+    assert change.action == "update" and change.note == graph_diff.SAME_TARGET, "its target is in triggers"
+
+
+def by_name_in(result: graph_diff.GraphDiff, name: str) -> graph_diff.ResourceChange:
+    (found,) = [r for r in result.resources if r.name == name]
+    return found
 
 
 def test_snapshot_fingerprints_need_the_key() -> None:
@@ -414,7 +481,7 @@ def test_snapshot_fingerprints_need_the_key() -> None:
 
 def test_chart_change_reads_as_chart_and_versions() -> None:
     assert flux_diff.chart_change(("ollama", "1.34.0"), ("ollama", "1.35.0")) == "ollama 1.34.0 → 1.35.0"
-    assert flux_diff.chart_change(("volsync", "0.13.1"), ("volsync-fork", "0.18.5")) == (
-        "volsync 0.13.1 → volsync-fork 0.18.5"
+    assert flux_diff.chart_change(("volsync", "0.13.1"), ("volsync-fork", "0.90.1")) == (
+        "volsync 0.13.1 → volsync-fork 0.90.1"
     )
     assert flux_diff.chart_change(None, ("ollama", "1.35.0")) == "? → ollama 1.35.0"
