@@ -183,7 +183,6 @@ class TalosCluster(pulumi.ComponentResource):
             args,
             talos_steps.upgrade_node(),
             lambda node: {"TALOS_IMAGE": image, "UPGRADE_TIMEOUT": talos_day2.timeouts(args.day2)["UPGRADE_TIMEOUT"]},
-            lambda node: [image],
             after=[],
         )
         node_env = self._node_env(args, first_cp)
@@ -197,7 +196,6 @@ class TalosCluster(pulumi.ComponentResource):
                 "HEALTH_TIMEOUT": talos_day2.timeouts(args.day2)["HEALTH_TIMEOUT"],
             },
             pulumi.ResourceOptions(parent=self, depends_on=list(self.upgrades.values())),
-            triggers=[cluster.kubernetes_version],
         )
 
         # Patches shared by a role are rendered once, not once per node.
@@ -270,7 +268,6 @@ class TalosCluster(pulumi.ComponentResource):
                             "APPLY_MODE": apply.resolved_apply_mode,
                         },
                         pulumi.ResourceOptions(parent=self, depends_on=[apply]),
-                        triggers=[apply.machine_configuration_hash],
                     )
 
         first = cps[0]
@@ -318,7 +315,6 @@ class TalosCluster(pulumi.ComponentResource):
                 "CONFIG_HASH": self.applies[node.name].machine_configuration_hash,
                 "APPLY_MODE": self.applies[node.name].resolved_apply_mode,
             },
-            lambda node: [self.applies[node.name].machine_configuration_hash],
             after=[self.bootstrap, *self.applies.values()],
         )
         self.register_outputs(
@@ -352,7 +348,6 @@ class TalosCluster(pulumi.ComponentResource):
         args: TalosClusterArgs,
         step: talos_steps.Step,
         env: Callable[[NodeConfig], Mapping[str, pulumi.Input[str]]],
-        triggers: Callable[[NodeConfig], Sequence[pulumi.Input[object]]],
         after: Sequence[pulumi.Resource],
     ) -> dict[str, pulumi.Resource]:
         """One ``<name>-<role>-<node>`` step per node, wave after wave: a failure stops every later wave."""
@@ -370,7 +365,6 @@ class TalosCluster(pulumi.ComponentResource):
                     step,
                     {**self._node_env(args, node), "HEALTH_TIMEOUT": waits["HEALTH_TIMEOUT"], **env(node), **ceph},
                     pulumi.ResourceOptions(parent=self, depends_on=previous),
-                    triggers=triggers(node),
                 )
                 out[node.name] = cmd
                 current.append(cmd)

@@ -92,17 +92,27 @@ def command(
     step: talos_steps.Step,
     env: Mapping[str, pulumi.Input[str]],
     opts: pulumi.ResourceOptions,
-    triggers: Sequence[pulumi.Input[object]] | None = None,
 ) -> local.Command:
     """One step as a ``local.Command``: its scripts, its interpreter, and the environment it documents.
 
     The environment is checked against the step's keys (a wiring mistake fails the
-    plan, not a node); credentials are passed as Pulumi secrets. ``triggers`` name
-    what the step acts on; pulumi-command runs ``update`` on any input change, so
-    the scripts compare their target with the one they recorded (talos_steps).
+    plan, not a node). The one credential a step gets goes to ``stdin`` as a Pulumi
+    secret (``STDIN_SECRET`` names it), so the environment stays plain: a preview
+    shows the target a step moves to (``TALOS_IMAGE``, ``KUBERNETES_VERSION``,
+    ``CONFIG_HASH``) changing. No ``triggers``: pulumi-command marks them
+    replaceOnChanges (pulumi-command v1.2.1 provider/pkg/provider/common/inputs.go),
+    and a replaced step runs its ``create``, which touches no node. Any other input
+    change runs ``update``, whose script compares its target with the one it recorded.
     """
     step.check_env(env)
-    environment = {k: pulumi.Output.secret(v) if k in step.secret_keys else v for k, v in env.items()}
+    secrets = {k: v for k, v in env.items() if k in step.secret_keys}
+    if len(secrets) > 1:
+        raise ValueError(f"{name}: one credential per step, got {', '.join(sorted(secrets))}")
+    environment = {k: v for k, v in env.items() if k not in secrets}
+    stdin: pulumi.Input[str] | None = None
+    for key, value in secrets.items():
+        environment["STDIN_SECRET"] = key
+        stdin = pulumi.Output.secret(value)
     return local.Command(
         name,
         create=step.create,
@@ -110,7 +120,7 @@ def command(
         delete=step.delete,
         interpreter=list(step.interpreter),
         environment=environment,
-        triggers=list(triggers) if triggers is not None else None,
+        stdin=stdin,
         opts=opts,
     )
 
@@ -124,7 +134,7 @@ class ClusterHealthArgs:
     control_planes: Sequence[str]
     workers: Sequence[str]
     day2: Day2Config
-    triggers: Sequence[pulumi.Input[object]]
+    follows: Sequence[pulumi.Input[str]]
     """What the check follows: it runs again when one of these changes (the applied configs, bootstrap)."""
     depends_on: Sequence[pulumi.Resource]
     """What must run first: the CNI, without which no node is Ready."""
@@ -150,11 +160,12 @@ class ClusterHealth(pulumi.ComponentResource):
         }
         if args.workers:
             env["WORKERS"] = ",".join(args.workers)
+        env["FOLLOWS"] = pulumi.Output.all(*args.follows).apply(lambda values: ",".join(map(str, values)))
         self.check = command(
             f"{name}-check",
             talos_steps.health(),
             env,
+            # What the check follows reaches it as plain inputs: a change runs it again.
             pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
-            triggers=args.triggers,
         )
         self.register_outputs({})

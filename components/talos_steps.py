@@ -11,7 +11,10 @@ The interface every script keeps:
 - Values arrive only through environment variables, never formatted into the
   script text: no quoting bugs, and the text is identical for every node (a change
   of the text would show as a diff of every command in the preview).
-- Credentials arrive as content (``TALOSCONFIG_DATA``, ``KUBECONFIG_DATA``). The
+- Credentials arrive as content (``TALOSCONFIG_DATA``, ``KUBECONFIG_DATA``), in the
+  environment or, when ``STDIN_SECRET`` names one of them, on standard input: the
+  wiring passes the one credential a step needs as its ``stdin`` (a Pulumi secret),
+  so the environment stays plain and a preview shows what changed in it. The
   script writes them to a ``mktemp`` file in a private temporary directory
   (``umask 077``: directory 0700, file 0600), points ``TALOSCONFIG``/``KUBECONFIG``
   at it, unsets the ``*_DATA`` variables so child processes never see them, and
@@ -27,9 +30,10 @@ The interface every script keeps:
 
 Why the scripts decide for themselves whether to act: ``local.Command`` runs
 ``update`` whenever *any* input changes (pulumi-command 1.x: "this command will not
-run if the resource's inputs are unchanged", i.e. it runs when one is), not only
-when its ``triggers`` change. The talosconfig lists every node, so adding a node
-changes ``TALOSCONFIG_DATA`` of every command. Each node-touching script therefore
+run if the resource's inputs are unchanged", i.e. it runs when one is), and a change
+of ``triggers`` replaces the command, running ``create`` (so the wiring sets none). A
+control plane added or removed changes ``CONTROL_PLANES`` of every step, a renewed
+client certificate the credential. Each node-touching script therefore
 prints its target as the last stdout line (``homelab-step-target: <value>``), and
 on ``update`` reads the previous one from ``PULUMI_COMMAND_STDOUT`` (set by
 pulumi-command to the stdout of the previous create or update): same target, nothing
@@ -100,6 +104,7 @@ DEFAULTS: Mapping[str, str] = {
     "CEPH_TOOLS": "deploy/rook-ceph-operator",
     "OSD_NODE": "false",
     "WORKERS": "",
+    "FOLLOWS": "",
     "READY_TIMEOUT": "600",  # API readiness gate: whole wait
     "READY_INTERVAL": "5",  # API readiness gate: between two requests
 }
@@ -169,6 +174,15 @@ number() {
     fi
   done
 }
+
+# The step's credential may come on standard input (a Pulumi secret, where the
+# environment stays plain and readable in a preview): STDIN_SECRET names it.
+if [[ -n "${STDIN_SECRET:-}" ]]; then
+  case "$STDIN_SECRET" in
+    TALOSCONFIG_DATA | KUBECONFIG_DATA) IFS= read -r -d '' "$STDIN_SECRET" || true ;;
+    *) fail "STDIN_SECRET must name TALOSCONFIG_DATA or KUBECONFIG_DATA, not '$STDIN_SECRET'" ;;
+  esac
+fi
 
 # Private directory for credentials, removed on exit whatever happens.
 STEP_TMP="$(mktemp -d "${TMPDIR:-/tmp}/homelab-step.XXXXXX")"
@@ -393,9 +407,11 @@ def health() -> Step:
 
     Environment: ``TALOSCONFIG_DATA`` (secret), ``CONTROL_PLANES`` (comma-separated
     addresses; the first one runs the check); optional ``WORKERS`` (comma-separated),
+    ``FOLLOWS`` (what the check follows, e.g. the applied configs' hashes: unused by
+    the script, its change runs the check again),
     ``HEALTH_TIMEOUT``, ``CALL_TIMEOUT``.
     """
-    optional = (*_HEALTH, "WORKERS", *_COMMON)
+    optional = (*_HEALTH, "WORKERS", "FOLLOWS", *_COMMON)
     body = """need CONTROL_PLANES
 use_talosconfig
 HEALTH_LISTED=true
@@ -830,6 +846,9 @@ def main():
     url = os.environ.get("API_URL", "")
     if not url:
         fail("environment variable API_URL is not set")
+    # The kubeconfig may come on standard input (a Pulumi secret; the environment stays plain).
+    if os.environ.get("STDIN_SECRET") == "KUBECONFIG_DATA":
+        os.environ["KUBECONFIG_DATA"] = sys.stdin.read()
     text = os.environ.pop("KUBECONFIG_DATA", "")
     if not text:
         fail("environment variable KUBECONFIG_DATA is not set")

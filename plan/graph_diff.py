@@ -148,10 +148,10 @@ class NodeStep:
 # in the order they act on a node.
 # A day-2 step's `create` only records its target and touches no node; its `update` runs when
 # any input changes and compares the target with the recorded one, touching no node when it is
-# the same (components/talos_steps.py). The target is what `triggers` holds (the installer
-# image, the config hash, the Kubernetes version); the environment that carries it is secret as
-# a whole (it holds the talosconfig). A change of `triggers` replaces a Command, though: the
-# new one's `create` runs, not `update` (see REPLACE_RULES). A ConfigurationApply without
+# the same (components/talos_steps.py). The target is in the plain environment (the installer
+# image, the config hash, the Kubernetes version; the credential comes on stdin). The steps set
+# no `triggers`: a change of them replaces a Command, and the new one's `create` runs, not
+# `update` (see REPLACE_RULES), so such a change upgrades nothing. A ConfigurationApply without
 # on_destroy.reset leaves the machine as it is when deleted (terraform-provider-talos v0.11.0
 # talos_machine_configuration_apply_resource.go, Delete).
 REPLACED_STEP = "step replaced, so only its create runs"
@@ -172,7 +172,7 @@ NODE_STEPS: tuple[NodeStep, ...] = (
             "update": ("Talos upgrade (talosctl upgrade: drains, reboots into the new image)", REBOOTS),
             "replace": (f"Talos upgrade {REPLACED_STEP}: not upgraded", NO_REBOOT),
         },
-        target=("triggers",),
+        target=("environment.TALOS_IMAGE",),
     ),
     NodeStep(
         APPLY,
@@ -191,7 +191,7 @@ NODE_STEPS: tuple[NodeStep, ...] = (
             "update": ("waits until it is back from the apply's reboot and the cluster is healthy", NO_REBOOT),
             "replace": (f"settle {REPLACED_STEP}: nothing waits for it", NO_REBOOT),
         },
-        target=("triggers",),
+        target=("environment.CONFIG_HASH",),
     ),
     NodeStep(
         COMMAND,
@@ -200,7 +200,7 @@ NODE_STEPS: tuple[NodeStep, ...] = (
             "update": ("reboot if its apply was staged (talosctl reboot: the staged config takes effect)", MAY_REBOOT),
             "replace": (f"staged-reboot {REPLACED_STEP}: not rebooted", NO_REBOOT),
         },
-        target=("triggers",),
+        target=("environment.CONFIG_HASH",),
     ),
     NodeStep(
         COMMAND,
@@ -217,7 +217,7 @@ NODE_STEPS: tuple[NodeStep, ...] = (
             ),
             "replace": (f"Kubernetes upgrade {REPLACED_STEP}: not upgraded", NO_REBOOT),
         },
-        target=("triggers",),
+        target=("environment.KUBERNETES_VERSION",),
     ),
 )
 SAME_TARGET = "no node touched: its script sees the target it already reached"

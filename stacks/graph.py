@@ -106,7 +106,7 @@ def health_check(cfg: StackConfig, talos: TalosCluster, cni: list[pulumi.Resourc
             control_planes=[str(n.address) for n in cfg.control_planes],
             workers=[str(n.address) for n in cfg.workers],
             day2=cfg.day2,
-            triggers=[talos.bootstrap.id, *(a.machine_configuration_hash for a in talos.applies.values())],
+            follows=[talos.bootstrap.id, *(a.machine_configuration_hash for a in talos.applies.values())],
             depends_on=cni,
         ),
     )

@@ -184,9 +184,9 @@ def test_added_node_is_created_and_joins(scenario: Callable[..., Result]) -> Non
     # The other nodes are not touched.
     assert [n.node for n in result.graph.nodes] == ["k8s-6"]
     assert result.graph.of("delete") == []
-    # Replaced: only day-2 Commands whose triggers list every node (the health check), nothing destroyed.
-    replaced = result.graph.of("replace")
-    assert all(r.type == graph_diff.COMMAND and not r.destroys for r in replaced), [r.name for r in replaced]
+    # Nothing replaced: the health check follows the inventory through its plain environment.
+    assert result.graph.of("replace") == []
+    assert by_name(result, "cluster-health-check").action == "update"
     assert not [w for w in diff.warnings(result) if "k8s-6" not in w]
     text = diff.markdown(result)
     assert "- **Nodes that reboot**: k8s-6" in text
@@ -395,38 +395,35 @@ def test_day2_steps_are_read_from_the_resource_names() -> None:
     apply, command = graph_diff.APPLY, graph_diff.COMMAND
     reset = {"node": "10.0.10.14", "onDestroy": {"reset": True, "graceful": True}}
 
-    def step(name: str, trigger: str, env: str) -> dict[str, Any]:
-        # The environment holds the talosconfig, so it is secret as a whole: only its fingerprint.
-        return res(
-            name, command, {"environment": snapshot.REDACTED, "triggers": [trigger]}, secrets={"environment": env}
-        )
+    def step(name: str, key: str, target: str, planes: str = "10.0.10.11") -> dict[str, Any]:
+        # The environment is plain (the credential comes on stdin): the target shows.
+        return res(name, command, {"environment": {key: target, "CONTROL_PLANES": planes}})
 
     base = snap(
         res("home-apply-k8s-0", apply, {"node": "10.0.10.11"}),
         res("home-apply-k8s-1", apply, {"node": "10.0.10.12"}),
         res("home-apply-k8s-3", apply, reset),
-        step("home-upgrade-k8s-0", "image-a", "e1"),
-        step("home-upgrade-k8s-1", "image-a", "e1"),
-        step("home-reboot-k8s-0", "hash-a", "e1"),
-        step("home-kubernetes-upgrade", "k8s-a", "e1"),
-        res("home-guard-k8s-3", command, {"environment": snapshot.REDACTED}),
-        res("home-cleanup-k8s-3", command, {"environment": snapshot.REDACTED}),
+        step("home-upgrade-k8s-0", "TALOS_IMAGE", "image-a"),
+        step("home-upgrade-k8s-1", "TALOS_IMAGE", "image-a"),
+        step("home-reboot-k8s-0", "CONFIG_HASH", "hash-a"),
+        step("home-kubernetes-upgrade", "KUBERNETES_VERSION", "k8s-a"),
+        res("home-guard-k8s-3", command, {"environment": {"NODE_NAME": "k8s-3"}}),
+        res("home-cleanup-k8s-3", command, {"environment": {"NODE_NAME": "k8s-3"}}),
     )
     head = snap(
         res("home-apply-k8s-0", apply, {"node": "10.0.10.11"}),
         res("home-apply-k8s-1", apply, {"node": "10.0.10.12"}),
-        step("home-upgrade-k8s-0", "image-b", "e2"),
-        # Only the environment changed (a new talosconfig): update runs, its script sees its target reached.
-        step("home-upgrade-k8s-1", "image-a", "e2"),
-        step("home-reboot-k8s-0", "hash-a", "e2"),
-        step("home-kubernetes-upgrade", "k8s-b", "e2"),
+        step("home-upgrade-k8s-0", "TALOS_IMAGE", "image-b"),
+        # Only the control planes changed: update runs, its script sees its target reached.
+        step("home-upgrade-k8s-1", "TALOS_IMAGE", "image-a", planes="10.0.10.11,10.0.10.12"),
+        step("home-reboot-k8s-0", "CONFIG_HASH", "hash-a", planes="10.0.10.11,10.0.10.12"),
+        step("home-kubernetes-upgrade", "KUBERNETES_VERSION", "k8s-b"),
     )
     result = graph_diff.compare(base, head)
     nodes = {n.node: n for n in result.nodes}
-    # A changed trigger replaces the Command: its create runs, which only records the target.
-    assert nodes["k8s-0"].steps == ["Talos upgrade step replaced, so only its create runs: not upgraded"]
-    assert nodes["k8s-0"].reboot == graph_diff.NO_REBOOT
-    assert by_name_in(result, "home-upgrade-k8s-0").action == "replace"
+    assert nodes["k8s-0"].steps == ["Talos upgrade (talosctl upgrade: drains, reboots into the new image)"]
+    assert nodes["k8s-0"].reboot == graph_diff.REBOOTS
+    assert by_name_in(result, "home-upgrade-k8s-0").action == "update"
     assert "k8s-1" not in nodes
     for name in ("home-upgrade-k8s-1", "home-reboot-k8s-0"):
         assert (by_name_in(result, name).action, by_name_in(result, name).note) == ("update", graph_diff.SAME_TARGET)
@@ -437,30 +434,51 @@ def test_day2_steps_are_read_from_the_resource_names() -> None:
         "its Kubernetes Node is deleted after the reset",
     ]
     assert nodes["k8s-3"].reboot == graph_diff.RESET
-    assert result.cluster_steps == ["Kubernetes upgrade step replaced, so only its create runs: not upgraded"]
+    assert result.cluster_steps == [
+        "Kubernetes upgrade (talosctl upgrade-k8s: control planes one by one, then kubelets)"
+    ]
     report = Result("home", "HEAD", "0" * 40, result, flux_diff.FluxDiff([], 0, 0, []), [], 0)
     warnings = diff.warnings(report)
     assert any("node `k8s-3`: reset" in w for w in warnings)
-    assert "- home-upgrade-k8s-0: Talos upgrade step replaced, so only its create runs: not upgraded" in warnings
-    assert f"- why: {graph_diff.REPLACED_WHY}" in warnings
+    assert not any("replaced" in w for w in warnings)
     text = diff.markdown(report)
     assert "- **Nodes reset**: k8s-3" in text
     assert f"  - {graph_diff.SAME_TARGET}" in text
 
 
-def test_day2_update_acts_when_its_target_changes() -> None:
-    # Should a step carry its target without replacing on it (no triggers), its update does the work.
+def test_a_day2_step_with_triggers_would_be_replaced_and_act_on_nothing() -> None:
+    # pulumi-command marks triggers replaceOnChanges (v1.2.1 common/inputs.go): a replaced step
+    # runs create, which only records its target. The program sets none; the diff says so if one did.
+    command = graph_diff.COMMAND
+    node = res("home-apply-k8s-0", graph_diff.APPLY, {"node": "10.0.10.11"})
+    base = snap(node, res("home-upgrade-k8s-0", command, {"environment": {"TALOS_IMAGE": "a"}, "triggers": ["a"]}))
+    head = snap(node, res("home-upgrade-k8s-0", command, {"environment": {"TALOS_IMAGE": "b"}, "triggers": ["b"]}))
+    result = graph_diff.compare(base, head)
+    assert by_name_in(result, "home-upgrade-k8s-0").action == "replace"
+    report = Result("home", "HEAD", "0" * 40, result, flux_diff.FluxDiff([], 0, 0, []), [], 0)
+    warnings = diff.warnings(report)
+    assert "- home-upgrade-k8s-0: Talos upgrade step replaced, so only its create runs: not upgraded" in warnings
+    assert f"- why: {graph_diff.REPLACED_WHY}" in warnings
+
+
+def test_day2_update_acts_only_when_its_target_changes() -> None:
     command = graph_diff.COMMAND
     base = snap(
         res("home-apply-k8s-0", graph_diff.APPLY, {"node": "10.0.10.11"}),
-        res("home-reboot-k8s-0", command, {"environment": {"CONFIG_HASH": "a"}}),
+        res("home-reboot-k8s-0", command, {"environment": {"CONFIG_HASH": "a", "APPLY_MODE": "staged"}}),
     )
-    head = snap(
+    moved = snap(
         res("home-apply-k8s-0", graph_diff.APPLY, {"node": "10.0.10.11"}),
-        res("home-reboot-k8s-0", command, {"environment": {"CONFIG_HASH": "b"}}),
+        res("home-reboot-k8s-0", command, {"environment": {"CONFIG_HASH": "b", "APPLY_MODE": "staged"}}),
     )
-    (change,) = graph_diff.compare(base, head).resources
-    assert change.action == "update" and change.note == graph_diff.SAME_TARGET, "its target is in triggers"
+    (change,) = graph_diff.compare(base, moved).resources
+    assert change.action == "update" and change.note != graph_diff.SAME_TARGET
+    same = snap(
+        res("home-apply-k8s-0", graph_diff.APPLY, {"node": "10.0.10.11"}),
+        res("home-reboot-k8s-0", command, {"environment": {"CONFIG_HASH": "a", "APPLY_MODE": "no_reboot"}}),
+    )
+    (change,) = graph_diff.compare(base, same).resources
+    assert change.action == "update" and change.note == graph_diff.SAME_TARGET
 
 
 def by_name_in(result: graph_diff.GraphDiff, name: str) -> graph_diff.ResourceChange:

@@ -104,6 +104,8 @@ class Runner:
         rules: Sequence[tuple[str, Sequence[Mapping[str, Any]]]] = (),
         interpreter: Sequence[str] = talos_steps.BASH,
         timeout: float = 30,
+        *,
+        stdin: str | None = None,
     ) -> Result:
         (self.stub_dir / "rules.json").write_text(json.dumps([{"match": m, "answers": list(a)} for m, a in rules]))
         for old in self.stub_dir.glob("count-*"):
@@ -120,7 +122,14 @@ class Runner:
         }
         start = time.monotonic()
         proc = subprocess.run(
-            [*interpreter, script], env=full_env, capture_output=True, text=True, timeout=timeout, check=False
+            [*interpreter, script],
+            env=full_env,
+            input=stdin,
+            stdin=None if stdin is not None else subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
         seconds = time.monotonic() - start
         calls = [json.loads(x) for x in calls_file.read_text().splitlines()] if calls_file.exists() else []
@@ -400,6 +409,20 @@ def test_values_reach_the_tools_verbatim(run: Runner) -> None:
     assert not (result.tmpdir / "pwned").exists()
     assert not Path("pwned").exists()
     assert last_line(result.stdout) == f"{TARGET}{nasty}"
+
+
+def test_the_credential_can_come_on_stdin(run: Runner) -> None:
+    # The wiring passes the credential as the command's stdin (a Pulumi secret), so the environment
+    # stays plain; pulumi-command feeds stdin to create, update and delete alike (v1.2.1 local/commandOutputs.go).
+    env = node_env(TALOS_IMAGE="img:v2", STDIN_SECRET="TALOSCONFIG_DATA")
+    del env["TALOSCONFIG_DATA"]
+    result = run(talos_steps.upgrade_node().update or "", env, stdin=TALOSCONFIG + "\n")
+    assert result.rc == 0, result.stderr
+    assert result.calls[0]["TALOSCONFIG"]["content"] == TALOSCONFIG + "\n"
+    assert all(c["leaked"] == [] for c in result.calls)
+    bad = run(talos_steps.upgrade_node().update or "", {**env, "STDIN_SECRET": "PATH"}, stdin="x")
+    assert bad.rc == 1
+    assert "STDIN_SECRET must name TALOSCONFIG_DATA or KUBECONFIG_DATA, not 'PATH'" in bad.stderr
 
 
 def test_credentials_are_private_files_removed_afterwards(run: Runner) -> None:
@@ -880,6 +903,18 @@ def test_api_gate_waits_for_readyz_with_the_client_certificate(run: Runner, pki:
     assert f"homelab: API server {server.url} ready after" in result.stderr
     assert result.calls == []  # no talosctl, no kubectl
     assert list(result.tmpdir.iterdir()) == []
+
+
+def test_api_gate_reads_the_kubeconfig_from_stdin(run: Runner, pki: Pki) -> None:
+    step = talos_steps.api_ready()
+    with ReadyzServer(pki, [200]) as server:
+        env = ready_env(server.url, kubeconfig_yaml(pki, server.url))
+        kubeconfig = env.pop("KUBECONFIG_DATA")
+        result = run(
+            step.create, {**env, "STDIN_SECRET": "KUBECONFIG_DATA"}, interpreter=step.interpreter, stdin=kubeconfig
+        )
+    assert result.rc == 0, result.stderr
+    assert server.seen == [("/readyz", "admin")]
 
 
 def test_api_gate_gives_up_at_its_bound(run: Runner, pki: Pki) -> None:
