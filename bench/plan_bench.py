@@ -39,7 +39,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -290,13 +290,12 @@ def report(rows: list[Row], diffs: list[DiffRow] | None = None) -> tuple[list[st
     return lines, ok
 
 
-def diff_repo(out: Path) -> Path:
-    """A scratch git repository with a copy of what a plan needs, one commit (the base)."""
-    repo = out / "diff-repo"
+def scratch_repo(repo: Path, files: Sequence[str] = DIFF_REPO_FILES) -> Path:
+    """A fresh git repository at ``repo`` holding a copy of ``files`` from this one, in one commit (the base)."""
     if repo.exists():
         shutil.rmtree(repo)
     repo.mkdir(parents=True)
-    for name in DIFF_REPO_FILES:
+    for name in files:
         source = ROOT / name
         if source.is_dir():
             shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -304,9 +303,14 @@ def diff_repo(out: Path) -> Path:
             shutil.copy2(source, repo / name)
     (repo / ".gitignore").write_text("__pycache__/\nbuild/\n")
     git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.invalid", "-c", "commit.gpgsign=false"]
-    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "base"]):
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "base"]):
         subprocess.run([*git, *args], cwd=repo, check=True, capture_output=True)
     return repo
+
+
+def diff_repo(out: Path) -> Path:
+    """The bench's scratch repository for ``make diff`` (what a plan needs)."""
+    return scratch_repo(out / "diff-repo")
 
 
 def with_node_added(text: str) -> str:

@@ -17,6 +17,7 @@ import jsonschema
 import pytest
 import yaml
 
+from components.k8s import deep_merge
 from plan import offline
 
 CHART = "kubernetes:helm.sh/v4:Chart"
@@ -70,17 +71,6 @@ def unknown_paths(values: Mapping[str, Any], chart_dir: Path) -> list[str]:
     return [p for p in leaf_paths(values) if not known(p)]
 
 
-def with_defaults(defaults: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
-    """Values as Helm validates them: the chart's defaults with the given values merged over."""
-    out = dict(defaults)
-    for key, value in values.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = with_defaults(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def chart_dir(schemas: Path, chart: offline.Resource) -> Path:
     """The chart's data folder: its exact version, or the one version there (SOURCES.md says which)."""
     name = str(chart.inputs["chart"]).rstrip("/").rsplit("/", 1)[-1]
@@ -105,7 +95,7 @@ def test_every_chart_value_is_one_the_chart_knows(home: offline.Capture, schemas
         schema_file = folder / "values.schema.json"
         if schema_file.is_file():
             schema = json.loads(schema_file.read_text())
-            merged = with_defaults(yaml.safe_load((folder / "values.yaml").read_text()) or {}, values)
+            merged = deep_merge(yaml.safe_load((folder / "values.yaml").read_text()) or {}, values)
             errors = sorted(jsonschema.validators.validator_for(schema)(schema).iter_errors(merged), key=str)
             assert [e.message for e in errors] == [], chart.name
 

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from pulumi.runtime import rpc
 
+from bench import plan_bench
 from plan import diff, flux_diff, graph_diff, offline, snapshot, yaml12
 from plan.diff import Result
 
@@ -56,18 +57,7 @@ def git(repo: Path, *args: str) -> str:
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A git repository with one commit: what the plan needs, copied from this one."""
-    root = tmp_path_factory.mktemp("repo")
-    for name in COPIED:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, root / name)
-    (root / ".gitignore").write_text("__pycache__/\nbuild/\n")
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "base")
-    return root
+    return plan_bench.scratch_repo(tmp_path_factory.mktemp("repo") / "repo", COPIED)
 
 
 def edit_stack(repo: Path, change: Callable[[dict[str, Any]], None]) -> None:
