@@ -9,7 +9,7 @@ Talos facts this follows (https://www.talos.dev/v1.13/kubernetes-guides/network/
 - From Talos 1.8 on, ``bpf.hostLegacyRouting: true`` is needed, or DNS to the host
   resolver breaks.
 - Nodes stay NotReady until Cilium runs, and Talos reboots a node that has had no
-  CNI for about ten minutes: this layer is the first thing after the health gate
+  CNI for about ten minutes: this layer is the first thing after the API readiness gate
   (the Kubernetes provider's kubeconfig only resolves after it).
 
 Cilium's CRDs are not chart templates: the operator registers them when it starts,

@@ -204,7 +204,6 @@ RESOURCE_OUTPUTS: dict[str, Callable[[pulumi.runtime.MockResourceArgs], dict[str
 CALL_RESULTS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "talos:machine/getConfiguration:getConfiguration": _machine_configuration,
     "talos:client/getConfiguration:getConfiguration": _talosconfig,
-    "talos:cluster/getHealth:getHealth": lambda _: {"id": "healthy"},
     # Data-source results carry no secret flag (the program wraps what it picks).
     "onepassword:index/getVault:getVault": _fake_vault,
     "onepassword:index/getItem:getItem": _fake_item,
