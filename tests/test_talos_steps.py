@@ -378,7 +378,8 @@ def test_ceph_that_never_turns_ok_ends_the_wait(run: Runner) -> None:
     assert "Ceph not HEALTH_OK within 0s before upgrading (last: HEALTH_WARN mon down)" in result.stderr
     assert not any(a[3:4] == ["upgrade"] for a in result.argvs)
     assert ceph("osd", "set", "noout") not in result.argvs
-    assert result.seconds < 5
+    # Gave up rather than waiting on (unbounded, it would never end): not a speed target.
+    assert result.seconds < 15
 
 
 def test_a_hanging_health_check_is_killed_at_its_bound(run: Runner) -> None:
@@ -390,7 +391,8 @@ def test_a_hanging_health_check_is_killed_at_its_bound(run: Runner) -> None:
     assert result.rc == 1
     assert "homelab: k8s-1 (10.0.10.12): cluster not healthy within 0s before upgrading k8s-1" in result.stderr
     assert len(result.calls) == 1
-    assert result.seconds < 6
+    # Killed at its bound, well before the stub's 20 s: not a speed target.
+    assert result.seconds < 15
 
 
 def test_values_reach_the_tools_verbatim(run: Runner) -> None:
@@ -930,7 +932,8 @@ def test_api_gate_gives_up_at_its_bound(run: Runner, pki: Pki) -> None:
         f"homelab: API server {server.url}/readyz not ready within 0.4s (last: HTTP 503: readyz check failed)"
     )
     assert 2 <= len(server.seen) <= 5
-    assert result.seconds < 5
+    # Gave up at its bound rather than polling on: not a speed target.
+    assert result.seconds < 15
 
 
 def test_api_gate_trusts_only_the_kubeconfig_ca(run: Runner, pki: Pki) -> None:
