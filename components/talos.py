@@ -266,6 +266,7 @@ class TalosCluster(pulumi.ComponentResource):
                             **self._node_env(args, node),
                             "CONFIG_HASH": apply.machine_configuration_hash,
                             "APPLY_MODE": apply.resolved_apply_mode,
+                            "HEALTH_TIMEOUT": talos_day2.timeouts(args.day2)["HEALTH_TIMEOUT"],
                         },
                         pulumi.ResourceOptions(parent=self, depends_on=[apply]),
                     )

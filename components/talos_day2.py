@@ -132,16 +132,16 @@ class ClusterHealthArgs:
     talosconfig: pulumi.Input[str]
     """A talosconfig with the control planes as endpoints (secret)."""
     control_planes: Sequence[str]
-    workers: Sequence[str]
+    """The first one runs the check, over every member Talos reports."""
     day2: Day2Config
     follows: Sequence[pulumi.Input[str]]
     """What the check follows: it runs again when one of these changes (the applied configs, bootstrap)."""
     depends_on: Sequence[pulumi.Resource]
-    """What must run first: the CNI, without which no node is Ready."""
+    """What must run first: the CNI, without which no node is Ready, and the staged reboots."""
 
 
 class ClusterHealth(pulumi.ComponentResource):
-    """``talosctl health`` over the whole inventory, with the Kubernetes checks, after the CNI.
+    """``talosctl health`` over every member of the cluster, with the Kubernetes checks, after the CNI.
 
     A resource, not the provider's ``get_health`` invoke: an invoke runs on every
     preview and ``up``, hangs ten minutes and fails while a node is down, and fails
@@ -158,8 +158,6 @@ class ClusterHealth(pulumi.ComponentResource):
             "CONTROL_PLANES": ",".join(args.control_planes),
             "HEALTH_TIMEOUT": timeouts(args.day2)["HEALTH_TIMEOUT"],
         }
-        if args.workers:
-            env["WORKERS"] = ",".join(args.workers)
         env["FOLLOWS"] = pulumi.Output.all(*args.follows).apply(lambda values: ",".join(map(str, values)))
         self.check = command(
             f"{name}-check",

@@ -103,7 +103,6 @@ DEFAULTS: Mapping[str, str] = {
     "ROOK_NAMESPACE": "rook-ceph",
     "CEPH_TOOLS": "deploy/rook-ceph-operator",
     "OSD_NODE": "false",
-    "WORKERS": "",
     "FOLLOWS": "",
     "READY_TIMEOUT": "600",  # API readiness gate: whole wait
     "READY_INTERVAL": "5",  # API readiness gate: between two requests
@@ -184,13 +183,24 @@ if [[ -n "${STDIN_SECRET:-}" ]]; then
   esac
 fi
 
+# A cancelled `pulumi up` kills a step outright (pulumi-command runs it with Go's
+# exec.CommandContext: SIGKILL, no trap), leaving its private directory behind: remove
+# those of steps whose process is gone. The directory names the process that owns it.
+for stale in "${TMPDIR:-/tmp}"/homelab-step.*; do
+  owner="${stale#"${TMPDIR:-/tmp}"/homelab-step.}"
+  owner="${owner%%.*}"
+  if [[ -d "$stale" && "$owner" =~ ^[0-9]+$ ]] && ! kill -0 "$owner" 2>/dev/null; then
+    rm -rf -- "$stale"
+  fi
+done
+
 # Private directory for credentials, removed on exit whatever happens.
-STEP_TMP="$(mktemp -d "${TMPDIR:-/tmp}/homelab-step.XXXXXX")"
+STEP_TMP="$(mktemp -d "${TMPDIR:-/tmp}/homelab-step.$$.XXXXXX")"
 NOOUT_SET=0
 BOUNDED_PID=""
 on_exit() {
   local rc=$?
-  # Interrupted (Pulumi cancelled): the running tool must not outlive the step.
+  # Interrupted (TERM, INT): the running tool must not outlive the step.
   if [[ -n "$BOUNDED_PID" ]]; then
     kill -TERM "$BOUNDED_PID" 2>/dev/null || true
     wait "$BOUNDED_PID" 2>/dev/null || true
@@ -227,7 +237,8 @@ use_kubeconfig() {
   # Steps that run before the cluster's kubeconfig exists in the graph (upgrades, the
   # removal cleanup) ask a control plane for the admin kubeconfig through the Talos
   # API: the other control planes first, the node itself last.
-  need TALOSCONFIG CONTROL_PLANES
+  [[ "${TALOSCONFIG:-}" == "$STEP_TMP"/* ]] || fail "internal: the step's talosconfig is not loaded"
+  need CONTROL_PLANES
   local ip peers=() order=()
   IFS=, read -r -a peers <<<"$CONTROL_PLANES"
   for ip in "${peers[@]}"; do
@@ -269,17 +280,14 @@ bounded() {
 
 first_control_plane() { printf '%s' "${CONTROL_PLANES%%,*}"; }
 
-# talosctl health, bounded, through the first control plane (health runs on one node).
-# The cluster check names the inventory's nodes (HEALTH_LISTED=true); the gates of the
-# rolling steps check the members Talos reports (health.go, buildClusterInfo: "read
-# members from the Talos API" when no node is listed), so a node added or removed
-# elsewhere in the inventory changes nothing in those steps.
+# talosctl health, bounded, through the first control plane (health runs on one node),
+# over the members Talos reports (health.go, buildClusterInfo: "read members from the
+# Talos API" when no node is listed). Not the inventory's lists: Pulumi deletes a removed
+# node's resources only after the rest of the run (the engine's deletes come last), so a
+# check listing the new inventory would fail while the removed node still runs, and the
+# removal would never happen; and a node added or removed elsewhere changes no step.
 health_gate() {
   local args=(--nodes "$(first_control_plane)" health --wait-timeout "${HEALTH_TIMEOUT}s")
-  if [[ "${HEALTH_LISTED:-false}" == true ]]; then
-    args+=(--control-plane-nodes "$CONTROL_PLANES")
-    if [[ -n "$WORKERS" ]]; then args+=(--worker-nodes "$WORKERS"); fi
-  fi
   log "$(who): talosctl health ($1)"
   bounded $((HEALTH_TIMEOUT + CALL_TIMEOUT)) talosctl "${args[@]}" \
     || fail "cluster not healthy within ${HEALTH_TIMEOUT}s $1 (talosctl health)"
@@ -406,15 +414,14 @@ def health() -> Step:
     networking), which only pass once a CNI runs.
 
     Environment: ``TALOSCONFIG_DATA`` (secret), ``CONTROL_PLANES`` (comma-separated
-    addresses; the first one runs the check); optional ``WORKERS`` (comma-separated),
-    ``FOLLOWS`` (what the check follows, e.g. the applied configs' hashes: unused by
+    addresses; the first one runs the check over every member Talos reports);
+    optional ``FOLLOWS`` (what the check follows, e.g. the applied configs' hashes: unused by
     the script, its change runs the check again),
     ``HEALTH_TIMEOUT``, ``CALL_TIMEOUT``.
     """
-    optional = (*_HEALTH, "WORKERS", "FOLLOWS", *_COMMON)
+    optional = (*_HEALTH, "FOLLOWS", *_COMMON)
     body = """need CONTROL_PLANES
 use_talosconfig
-HEALTH_LISTED=true
 health_gate "cluster check"
 log "cluster healthy"
 """
@@ -534,10 +541,14 @@ def settle_node() -> Step:
     at once. This step sits between one control plane's apply and the next one's.
 
     ``create`` records ``CONFIG_HASH`` and touches nothing. ``update``: when
-    ``APPLY_MODE`` is not ``reboot``, nothing; otherwise, when ``CONFIG_HASH``
-    differs from the recorded one, waits (``REBOOT_TIMEOUT``) until the node has
-    rebooted — its uptime (``talosctl read /proc/uptime``) is below the time since
-    the step started plus ``REBOOT_SLACK`` — then ``talosctl health``.
+    ``APPLY_MODE`` (the apply's ``resolved_apply_mode``) is neither ``reboot`` nor
+    ``auto``, nothing; otherwise, when ``CONFIG_HASH`` differs from the recorded
+    one, waits (``REBOOT_TIMEOUT``) until the node has rebooted — its uptime
+    (``talosctl read /proc/uptime``) is below the time since the step started plus
+    ``REBOOT_SLACK`` — then ``talosctl health``. With ``auto`` (the provider reports
+    ``auto``, never whether Talos rebooted: terraform-provider-talos v0.11.0,
+    talos_machine_configuration_apply_resource.go), a node still up on its old
+    uptime ``REBOOT_SLACK`` after the step started needed no reboot: health, then on.
 
     Environment: ``TALOSCONFIG_DATA`` (secret), ``NODE_NAME``, ``NODE_ADDRESS``,
     ``CONTROL_PLANES``, ``CONFIG_HASH``, ``APPLY_MODE``; optional
@@ -546,31 +557,48 @@ def settle_node() -> Step:
     optional = (*_HEALTH, "REBOOT_TIMEOUT", "REBOOT_SLACK", "POLL_INTERVAL", *_COMMON)
     body = (
         """need NODE_NAME NODE_ADDRESS CONTROL_PLANES CONFIG_HASH APPLY_MODE
-if [[ "$APPLY_MODE" != reboot ]]; then
-  log "$(who): config applied in mode $APPLY_MODE; no reboot to wait for"
-  record_target "$CONFIG_HASH"
-  exit 0
-fi
+case "$APPLY_MODE" in
+  reboot | auto) ;;
+  *)
+    log "$(who): config applied in mode $APPLY_MODE; no reboot to wait for"
+    record_target "$CONFIG_HASH"
+    exit 0
+    ;;
+esac
 """
         + _skip_if_reached("CONFIG_HASH")
         + """use_talosconfig
 started=$SECONDS
 deadline=$((SECONDS + REBOOT_TIMEOUT))
-log "$(who): waiting for the reboot of its config apply"
+log "$(who): waiting for the reboot of its config apply (mode $APPLY_MODE)"
+rebooted=0
 while :; do
   uptime=""
   if out="$(bounded "$CALL_TIMEOUT" talosctl --nodes "$NODE_ADDRESS" read /proc/uptime 2>/dev/null)"; then
     uptime="${out%%[. ]*}"
   fi
-  if [[ "$uptime" =~ ^[0-9]+$ ]] && ((uptime < SECONDS - started + REBOOT_SLACK)); then
-    break
+  if [[ "$uptime" =~ ^[0-9]+$ ]]; then
+    if ((uptime < SECONDS - started + REBOOT_SLACK)); then
+      rebooted=1
+      break
+    fi
+    # auto: Talos reboots right after the apply when the change needs it; a node still up
+    # REBOOT_SLACK later, on its old uptime, needed none.
+    if [[ "$APPLY_MODE" == auto ]] && ((SECONDS - started >= REBOOT_SLACK)); then
+      log "$(who): not rebooted within ${REBOOT_SLACK}s: the change needed no reboot"
+      break
+    fi
   fi
   if ((SECONDS > deadline)); then
     fail "not back from the reboot of its config apply within ${REBOOT_TIMEOUT}s (uptime: ${uptime:-no answer})"
   fi
   sleep "$POLL_INTERVAL"
 done
-health_gate "after $NODE_NAME rebooted"
+if [[ "$rebooted" == 1 ]]; then
+  health_gate "after $NODE_NAME rebooted"
+else
+  health_gate "after $NODE_NAME's config apply"
+fi
 record_target "$CONFIG_HASH"
 """
     )
@@ -658,6 +686,7 @@ def remove_guard() -> Step:
     optional = ("OSD_NODE", "ROOK_NAMESPACE", "CEPH_TOOLS", *_COMMON, "KUBECONFIG_DATA", "CONTROL_PLANES")
     defaults = tuple(k for k in optional if k in DEFAULTS)
     body = """need NODE_NAME NODE_ADDRESS NODE_ROLE
+use_talosconfig
 if is_osd_node; then
   use_kubeconfig
   ceph_cmd health >/dev/null || fail "Rook's operator ($CEPH_TOOLS) does not answer to ceph; cannot check its OSDs"
@@ -671,7 +700,6 @@ if is_osd_node; then
   fi
 fi
 if [[ "$NODE_ROLE" == controlplane ]]; then
-  use_talosconfig
   # Ask the node itself first; a dead node cannot answer, so then the other control planes.
   vias=("$NODE_ADDRESS")
   if [[ -n "${CONTROL_PLANES:-}" ]]; then

@@ -92,7 +92,7 @@ def kubernetes_provider(talos: TalosCluster, cluster_name: str) -> k8s.Provider:
 
 
 def health_check(cfg: StackConfig, talos: TalosCluster, cni: list[pulumi.Resource]) -> ClusterHealth | None:
-    """``talosctl health`` over the inventory once the CNI runs (nodes are NotReady before), or None without Cilium.
+    """``talosctl health`` over the members once the CNI runs (nodes are NotReady before); None without Cilium.
 
     It follows the applies and bootstrap: it runs again when a node's config or the
     inventory changes, never on a preview (DESIGN.md: no invoke may check health).
@@ -104,10 +104,11 @@ def health_check(cfg: StackConfig, talos: TalosCluster, cni: list[pulumi.Resourc
         ClusterHealthArgs(
             talosconfig=talos.step_talosconfig,
             control_planes=[str(n.address) for n in cfg.control_planes],
-            workers=[str(n.address) for n in cfg.workers],
             day2=cfg.day2,
             follows=[talos.bootstrap.id, *(a.machine_configuration_hash for a in talos.applies.values())],
-            depends_on=cni,
+            # After the staged reboots too: the check runs through the first control plane,
+            # the first node a rolling reboot takes down.
+            depends_on=[*cni, *talos.reboots.values()],
         ),
     )
 

@@ -196,8 +196,9 @@ def test_removing_a_worker_leaves_the_rest_untouched(home: offline.Capture) -> N
     after = run_config(config, stack="home")
     gone = {r.name for r in home.resources} - {r.name for r in after.resources}
     assert gone == {f"home-{kind}-k8s-5" for kind in ("apply", "cleanup", "guard", "upgrade", "reboot")}
-    # The inventory's health check and the talosconfig (and its 1Password backup) list the nodes.
+    # The health check follows one config fewer; the talosconfig (and its 1Password backup) lists the nodes.
     assert changed(home, after) == {"cluster-health-check", "onepassword-backup-talosconfig"}
+    assert env(after, "cluster-health-check")["CONTROL_PLANES"] == env(home, "cluster-health-check")["CONTROL_PLANES"]
     assert {i.args.get("nodes") is None for i in after.invokes if "client/getConfiguration" in i.token} == {
         True,
         False,
@@ -268,9 +269,13 @@ def test_api_readiness_gate_feeds_the_provider(home: offline.Capture) -> None:
 
 def test_full_health_check_after_the_cni_follows_the_applies(home: offline.Capture) -> None:
     check = home.by_name("cluster-health-check")
-    assert waits_for(home, "cluster-health-check") == {"cilium-chart"}
+    # After the CNI (no node is Ready before) and after the staged reboots: the check runs
+    # through the first control plane, the first node a rolling reboot takes down.
+    assert waits_for(home, "cluster-health-check") == {"cilium-chart", *(f"home-reboot-k8s-{i}" for i in range(6))}
     values = env(home, "cluster-health-check")
     assert values["CONTROL_PLANES"] == "10.0.10.11,10.0.10.12,10.0.10.13"
-    assert values["WORKERS"] == "10.0.10.14,10.0.10.15,10.0.10.16"
+    # No node lists: Pulumi deletes a removed node's resources after the rest of the run, so a check
+    # of the new inventory would fail while that node still runs, and the removal would never come.
+    assert "WORKERS" not in values
     assert len(values["FOLLOWS"].split(",")) == 7  # bootstrap and the six applied configs
     assert check.inputs["create"] == check.inputs["update"] == talos_steps.health().create
