@@ -674,6 +674,9 @@ def remove_guard() -> Step:
       nothing to guard. The only voting member: refused. Otherwise the other
       voting members must answer ``talosctl etcd status`` in a number that keeps
       quorum after the removal (``(n-1)//2 + 1`` of the ``n-1`` left).
+    - any node: refused when the machine at ``NODE_ADDRESS`` answers with another
+      host name (``talosctl get hostname``): the node was renamed, and the reset
+      would wipe the machine its new resources just configured.
     - OSD node (``OSD_NODE=true``): refused while Ceph's CRUSH map still has OSDs
       under the host (``ceph osd ls-tree <node name>``): purge them first
       (docs/recovery.md, "Remove an OSD node").
@@ -687,6 +690,16 @@ def remove_guard() -> Step:
     defaults = tuple(k for k in optional if k in DEFAULTS)
     body = """need NODE_NAME NODE_ADDRESS NODE_ROLE
 use_talosconfig
+# A node renamed in the inventory is a new resource at the same address: Pulumi creates
+# its apply, then deletes the old one, whose reset would wipe the machine just configured.
+# The machine at the address must still be this node.
+if out="$(bounded "$CALL_TIMEOUT" talosctl --nodes "$NODE_ADDRESS" get hostname -o yaml 2>/dev/null)"; then
+  current="$(printf '%s\\n' "$out" | sed -n 's/^[[:space:]]*hostname:[[:space:]]*//p' | head -n 1 | tr -d "\\"'")"
+  if [[ -n "$current" && "$current" != "$NODE_NAME" ]]; then
+    fail "refusing removal: the machine at $NODE_ADDRESS is now '$current'; a renamed node keeps its resources" \\
+      "only with aliases (or remove it in one up and add it under the new name in the next)"
+  fi
+fi
 if is_osd_node; then
   use_kubeconfig
   ceph_cmd health >/dev/null || fail "Rook's operator ($CEPH_TOOLS) does not answer to ceph; cannot check its OSDs"

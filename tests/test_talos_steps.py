@@ -436,6 +436,31 @@ def test_private_directories_of_killed_steps_are_removed(run: Runner) -> None:
     assert alive.exists()
 
 
+HOSTNAME_READ = ["get", "hostname", "-o", "yaml"]
+
+
+def guarded(result: Result) -> list[list[str]]:
+    """The guard's calls after its first one, the host name read at the node's address."""
+    assert result.argvs[0][:3] == ["talosctl", "--nodes", result.argvs[0][2]]
+    assert result.argvs[0][3:] == HOSTNAME_READ
+    return result.argvs[1:]
+
+
+def test_guard_refuses_the_reset_of_a_renamed_node(run: Runner) -> None:
+    # A node renamed in the inventory is a new apply at the same address; Pulumi creates it, then
+    # deletes the old one, whose reset would wipe the machine just configured under the new name.
+    env = {"TALOSCONFIG_DATA": TALOSCONFIG, "NODE_NAME": "k8s-3", "NODE_ADDRESS": "10.0.10.21", "NODE_ROLE": "worker"}
+    answer = 'node: 10.0.10.21\nspec:\n    hostname: storage-3\n    domainname: ""\n'
+    step = talos_steps.remove_guard().delete or ""
+    renamed = run(step, {**env, **FAST}, [("talosctl * get hostname *", [{"out": answer}])])
+    assert renamed.rc == 1
+    assert "refusing removal: the machine at 10.0.10.21 is now 'storage-3'" in renamed.stderr
+    same = run(step, {**env, **FAST}, [("talosctl * get hostname *", [{"out": answer.replace("storage-3", "k8s-3")}])])
+    assert same.rc == 0, same.stderr
+    dead = run(step, {**env, **FAST}, [("talosctl * get hostname *", [{"rc": 1}])])
+    assert dead.rc == 0, dead.stderr
+
+
 def test_guard_of_an_osd_node_as_wired(run: Runner) -> None:
     # As the program wires it: the talosconfig on stdin, no kubeconfig (fetched from another control
     # plane), and a TALOSCONFIG of the operator's own in the environment that must not be used.
@@ -456,9 +481,10 @@ def test_guard_of_an_osd_node_as_wired(run: Runner) -> None:
         stdin=TALOSCONFIG,
     )
     assert result.rc == 0, result.stderr
-    assert result.argvs[0][:2] == ["talosctl", "--nodes"] and "kubeconfig" in result.argvs[0]
+    calls = guarded(result)
+    assert calls[0][:2] == ["talosctl", "--nodes"] and "kubeconfig" in calls[0]
     assert all(c["TALOSCONFIG"]["content"] == TALOSCONFIG for c in result.calls if c["argv"][0] == "talosctl")
-    assert result.argvs[1:] == [ceph("health"), ceph("osd", "ls-tree", "k8s-3")]
+    assert calls[1:] == [ceph("health"), ceph("osd", "ls-tree", "k8s-3")]
 
 
 def test_credentials_are_private_files_removed_afterwards(run: Runner) -> None:
@@ -653,7 +679,7 @@ def test_guard_allows_removing_a_control_plane_when_the_others_keep_quorum(run: 
     assert result.rc == 0, result.stderr
     members = ["talosctl", "--endpoints", "10.0.10.12", "--nodes", "10.0.10.12", "etcd", "members"]
     status = [["talosctl", "--endpoints", ip, "--nodes", ip, "etcd", "status"] for ip in ("10.0.10.11", "10.0.10.13")]
-    assert result.argvs == [members, *status]
+    assert guarded(result) == [members, *status]
     assert "2 of 2 other etcd members healthy" in result.stderr
 
 
@@ -686,14 +712,14 @@ def test_guard_reads_members_without_the_node_column(run: Runner) -> None:
     )
     result = run(talos_steps.remove_guard().delete or "", guard_env(), [("talosctl * etcd members", [{"out": table}])])
     assert result.rc == 0, result.stderr
-    assert [a[2] for a in result.argvs[1:]] == ["10.0.10.11"]
+    assert [a[2] for a in guarded(result)[1:]] == ["10.0.10.11"]
 
 
 def test_guard_lets_a_node_that_already_left_go(run: Runner) -> None:
     others = "\n".join(line for line in MEMBERS.splitlines() if "k8s-1" not in line)
     result = run(talos_steps.remove_guard().delete or "", guard_env(), [("talosctl * etcd members", [{"out": others}])])
     assert result.rc == 0, result.stderr
-    assert len(result.calls) == 1
+    assert len(guarded(result)) == 1
     assert "not an etcd member; nothing to guard" in result.stderr
 
 
@@ -701,7 +727,7 @@ def test_guard_fails_closed_when_etcd_cannot_be_read(run: Runner) -> None:
     result = run(talos_steps.remove_guard().delete or "", guard_env(), [("talosctl * etcd members", [{"rc": 1}])])
     assert result.rc == 1
     assert "cannot list etcd members through this node or another control plane" in result.stderr
-    assert [a[2] for a in result.argvs] == ["10.0.10.12", "10.0.10.11", "10.0.10.13"]
+    assert [a[2] for a in guarded(result)] == ["10.0.10.12", "10.0.10.11", "10.0.10.13"]
 
 
 def test_guard_asks_another_control_plane_about_a_dead_node(run: Runner) -> None:
@@ -713,7 +739,7 @@ def test_guard_asks_another_control_plane_about_a_dead_node(run: Runner) -> None
     ]
     result = run(talos_steps.remove_guard().delete or "", guard_env(), rules)
     assert result.rc == 0, result.stderr
-    assert [a[2] for a in result.argvs] == ["10.0.10.12", "10.0.10.11"]
+    assert [a[2] for a in guarded(result)] == ["10.0.10.12", "10.0.10.11"]
     assert "not an etcd member; nothing to guard" in result.stderr
 
 
@@ -723,7 +749,7 @@ def test_guard_refuses_an_osd_node_whose_osds_are_not_purged(run: Runner) -> Non
     kept = run(step.delete or "", env, [("kubectl * ceph --conf=* osd ls-tree *", [{"out": "3\n7\n"}])])
     assert kept.rc == 1
     assert "Ceph still has OSDs on this host (3 7); purge them first (docs/recovery.md)" in kept.stderr
-    assert kept.argvs == [ceph("health"), ceph("osd", "ls-tree", "k8s-1")]
+    assert guarded(kept) == [ceph("health"), ceph("osd", "ls-tree", "k8s-1")]
     enoent = [("kubectl * ceph --conf=* osd ls-tree *", [{"rc": 2, "err": "Error ENOENT"}])]
     purged = run(step.delete or "", env, enoent)
     assert purged.rc == 0, purged.stderr
@@ -737,7 +763,7 @@ def test_guard_of_a_plain_worker_checks_nothing_and_create_update_do_nothing(run
     assert (step.create, step.update) == ("true", "true")
     result = run(step.delete or "", node_env(NODE_ROLE="worker"))
     assert result.rc == 0, result.stderr
-    assert result.calls == []
+    assert guarded(result) == []
 
 
 def test_remove_node_waits_for_etcd_then_deletes_the_node(run: Runner) -> None:
