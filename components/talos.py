@@ -136,7 +136,8 @@ class TalosCluster(pulumi.ComponentResource):
         cluster = args.cluster
         cps = [n for n in args.nodes if n.role == "controlplane"]
         workers = [n for n in args.nodes if n.role == "worker"]
-        first_cp = cps[0]
+        first = cps[0]
+        waits = talos_day2.timeouts(args.day2)
         child = pulumi.ResourceOptions(parent=self)
 
         secrets = talos.machine.Secrets(
@@ -182,18 +183,16 @@ class TalosCluster(pulumi.ComponentResource):
             "upgrade",
             args,
             talos_steps.upgrade_node(),
-            lambda node: {"TALOS_IMAGE": image, "UPGRADE_TIMEOUT": talos_day2.timeouts(args.day2)["UPGRADE_TIMEOUT"]},
+            lambda node: {"TALOS_IMAGE": image, "UPGRADE_TIMEOUT": waits["UPGRADE_TIMEOUT"]},
             after=[],
         )
-        node_env = self._node_env(args, first_cp)
-        k8s_env = {k: node_env[k] for k in ("TALOSCONFIG_DATA", "CONTROL_PLANES")}
         self.kubernetes_upgrade = talos_day2.command(
             f"{name}-kubernetes-upgrade",
             talos_steps.upgrade_k8s(),
             {
-                **k8s_env,
+                **self._cluster_env(args),
                 "KUBERNETES_VERSION": cluster.kubernetes_version,
-                "HEALTH_TIMEOUT": talos_day2.timeouts(args.day2)["HEALTH_TIMEOUT"],
+                "HEALTH_TIMEOUT": waits["HEALTH_TIMEOUT"],
             },
             pulumi.ResourceOptions(parent=self, depends_on=list(self.upgrades.values())),
         )
@@ -266,12 +265,11 @@ class TalosCluster(pulumi.ComponentResource):
                             **self._node_env(args, node),
                             "CONFIG_HASH": apply.machine_configuration_hash,
                             "APPLY_MODE": apply.resolved_apply_mode,
-                            "HEALTH_TIMEOUT": talos_day2.timeouts(args.day2)["HEALTH_TIMEOUT"],
+                            "HEALTH_TIMEOUT": waits["HEALTH_TIMEOUT"],
                         },
                         pulumi.ResourceOptions(parent=self, depends_on=[apply]),
                     )
 
-        first = cps[0]
         # Bootstrap once: its ``node`` is the first control plane's, and a later change of
         # it (that node removed) only writes state (terraform-provider-talos v0.11.0,
         # talos_machine_bootstrap_resource.go: no RequiresReplace on node, Update keeps state).
@@ -326,14 +324,16 @@ class TalosCluster(pulumi.ComponentResource):
             }
         )
 
-    def _node_env(self, args: TalosClusterArgs, node: NodeConfig) -> dict[str, pulumi.Input[str]]:
-        """What every step about one node needs: the steps' talosconfig, the control planes, the node."""
+    def _cluster_env(self, args: TalosClusterArgs) -> dict[str, pulumi.Input[str]]:
+        """What every step needs: the steps' talosconfig and the control planes (the first one runs checks)."""
         return {
             "TALOSCONFIG_DATA": self.step_talosconfig,
             "CONTROL_PLANES": ",".join(str(n.address) for n in args.nodes if n.role == "controlplane"),
-            "NODE_NAME": node.name,
-            "NODE_ADDRESS": str(node.address),
         }
+
+    def _node_env(self, args: TalosClusterArgs, node: NodeConfig) -> dict[str, pulumi.Input[str]]:
+        """What every step about one node needs: :meth:`_cluster_env` and the node."""
+        return {**self._cluster_env(args), "NODE_NAME": node.name, "NODE_ADDRESS": str(node.address)}
 
     @staticmethod
     def _ceph_env(args: TalosClusterArgs, node: NodeConfig) -> dict[str, pulumi.Input[str]]:

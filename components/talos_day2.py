@@ -157,8 +157,8 @@ class ClusterHealth(pulumi.ComponentResource):
             "TALOSCONFIG_DATA": args.talosconfig,
             "CONTROL_PLANES": ",".join(args.control_planes),
             "HEALTH_TIMEOUT": timeouts(args.day2)["HEALTH_TIMEOUT"],
+            "FOLLOWS": pulumi.Output.all(*args.follows).apply(lambda values: ",".join(map(str, values))),
         }
-        env["FOLLOWS"] = pulumi.Output.all(*args.follows).apply(lambda values: ",".join(map(str, values)))
         self.check = command(
             f"{name}-check",
             talos_steps.health(),

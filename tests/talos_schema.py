@@ -13,6 +13,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from stacks.config import talos_schema
 from tests.conftest import SHARED_SCHEMAS
 
 SCHEMA = SHARED_SCHEMAS / "talos-v1.13" / "config.schema.json"
@@ -32,19 +33,6 @@ def _schema(path: Path = SCHEMA) -> dict[str, Any]:
 
 
 @functools.cache
-def _kinds() -> dict[str, str]:
-    """Document kind → $defs name, from the top-level oneOf."""
-    defs = _schema()["$defs"]
-    out = {}
-    for ref in _schema()["oneOf"]:
-        name = ref["$ref"].rsplit("/", 1)[-1]
-        kind = defs[name].get("properties", {}).get("kind", {}).get("enum", [None])[0]
-        if kind:
-            out[kind] = name
-    return out
-
-
-@functools.cache
 def _validator(def_name: str) -> Draft202012Validator:
     return Draft202012Validator({"$defs": _schema()["$defs"], "$ref": f"#/$defs/{def_name}"})
 
@@ -52,7 +40,8 @@ def _validator(def_name: str) -> Draft202012Validator:
 def validate_patch(doc: dict[str, Any]) -> list[str]:
     """Problems of one patch document, as ``path: message`` lines (empty when valid)."""
     if "kind" in doc:
-        name = _kinds().get(doc["kind"])
+        # The carried schema is the shared one byte for byte (tests/test_talos_schema.py): same kinds.
+        name = talos_schema.kinds().get(doc["kind"])
         if name is None:
             return [f"kind: unknown document kind {doc['kind']!r}"]
     else:
